@@ -1,0 +1,33 @@
+"""minicnn: a convolutional neural network framework you can read, extend and trust.
+
+Numba CPU kernels and numba.cuda GPU kernels behind one graph executor; layers, losses, models and
+commands come from pluggy plugins, built-in ones included.
+"""
+
+from .command import Command
+from .device import to_numpy
+from .errors import (
+    ConfigError,
+    InputError,
+    KernelMissingError,
+    MinicnnError,
+    NonFiniteError,
+    PluginError,
+    ShapeError,
+)
+from .graph import Model, Sequential
+from .kernel import Kernel
+from .layer import Layer, Loss, Module, Param
+from .random import manual_seed
+from .registry import get_registry, hookimpl
+from .symbolic import Input
+
+from . import functional, nn  # noqa: E402  (after the core names they use)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Command", "ConfigError", "Input", "InputError", "Kernel", "KernelMissingError", "Layer", "Loss",
+    "MinicnnError", "Model", "Module", "NonFiniteError", "Param", "PluginError", "Sequential",
+    "ShapeError", "functional", "get_registry", "hookimpl", "manual_seed", "nn", "to_numpy",
+]

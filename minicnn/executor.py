@@ -1,0 +1,346 @@
+"""Runs a module's graph on one device: lowering, shape inference, allocation, forward and backward.
+
+An executor is built once per (module, device) and keeps one *plan* per input signature (shapes, dtypes).
+A plan is a flat list of steps (one per layer node) over numbered values; buffers for every intermediate
+value, gradient and kernel workspace are allocated once and reused, so memory does not grow from call to
+call. Outputs and returned gradients are fresh arrays, so a caller never sees them overwritten.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from . import structure
+from .device import get_device, to_numpy
+from .errors import InputError, KernelMissingError, NonFiniteError, ShapeError
+from .layer import Layer
+from .registry import get_registry
+
+_MAX_PLANS = 4   # input signatures remembered per executor (train batch, last batch, eval batch...)
+
+
+class Step:
+    """One layer node in a plan."""
+
+    __slots__ = ("name", "layer", "kernel", "ins", "outs", "ws")
+
+    def __init__(self, name, layer, kernel, ins, outs):
+        self.name, self.layer, self.kernel, self.ins, self.outs = name, layer, kernel, ins, outs
+        self.ws = {}
+
+
+class GraphBuilder:
+    """Collects steps while modules lower themselves (``Module._lower`` calls ``add_step``)."""
+
+    def __init__(self, registry, device):
+        self.registry = registry
+        self.device = device
+        self.shapes, self.kinds, self.producers = [], [], []
+        self.steps = []
+        self.missing = OrderedDict()   # layer type -> node names without a kernel on this device
+
+    def new_value(self, shape, kind="float", producer=None):
+        self.shapes.append(tuple(shape))
+        self.kinds.append(kind)
+        self.producers.append(producer)
+        return len(self.shapes) - 1
+
+    def add_step(self, name, layer, in_values):
+        in_shapes = [self.shapes[v] for v in in_values]
+        try:
+            layer.check_inputs(in_shapes)
+            out_shapes = layer.infer_shapes(in_shapes)
+        except ShapeError as err:
+            raise err.at_node(name, layer.type_name) from None
+        kernel = self.registry.kernel(layer.type_name, self.device)
+        if kernel is None:
+            self.missing.setdefault(layer.type_name, []).append(name)
+        step = Step(name, layer, kernel, list(in_values), [])
+        step.outs = [self.new_value(s, "float", len(self.steps)) for s in out_shapes]
+        self.steps.append(step)
+        return step.outs
+
+
+class Plan:
+    """Steps, value shapes and buffers for one input signature."""
+
+    def __init__(self, builder, in_values, out_values, dtype, dev):
+        self.steps = builder.steps
+        self.shapes = builder.shapes
+        self.kinds = builder.kinds
+        self.producers = builder.producers
+        self.in_values, self.out_values = in_values, out_values
+        self.dtype, self.dev = dtype, dev
+        self.by_name = {step.name: step for step in self.steps}
+        fresh = set(in_values) | set(out_values)
+        self.buffers = {v: dev.empty(self.shapes[v], dtype) for v in range(len(self.shapes))
+                        if v not in fresh}
+        for step in self.steps:
+            in_shapes = [self.shapes[v] for v in step.ins]
+            out_shapes = [self.shapes[v] for v in step.outs]
+            for key, (shape, wdtype) in step.kernel.workspace(step.layer, in_shapes, out_shapes,
+                                                               dtype).items():
+                step.ws[key] = dev.empty(shape, wdtype)
+        self.values = None          # the arrays of the last forward pass
+        self.grad_buffers = {}      # value -> gradient buffer, allocated at first backward
+        self.scratch = {}           # (step index, input slot) -> buffer for a second writer
+        self.param_scratch = {}     # id(param) -> buffer for a layer used at several nodes
+        self._requires = {}         # input_grad flag -> per-value "needs a gradient"
+
+    def forward(self, arrays, check_finite):
+        values = [None] * len(self.shapes)
+        for v, array in zip(self.in_values, arrays, strict=True):
+            values[v] = array
+        for v, buf in self.buffers.items():
+            values[v] = buf
+        for v in self.out_values:
+            if values[v] is None:
+                values[v] = self.dev.empty(self.shapes[v], self.dtype)
+        for step in self.steps:
+            ys = [values[v] for v in step.outs]
+            step.kernel.forward(step.layer, [values[v] for v in step.ins], ys, step.ws)
+            if check_finite:
+                for y in ys:
+                    if not self.dev.all_finite(y):
+                        raise NonFiniteError(f"node '{step.name}' ({step.layer.type_name}) produced "
+                                             f"NaN or Inf", node=step.name)
+        self.values = values
+        return [values[v] for v in self.out_values]
+
+    def requires_grad(self, input_grad):
+        """Which values need a gradient: downstream of a wanted input or of a trainable parameter."""
+        if input_grad not in self._requires:
+            req = [False] * len(self.shapes)
+            if input_grad:
+                for v in self.in_values:
+                    req[v] = self.kinds[v] == "float"
+            for step in self.steps:
+                trainable = any(p.requires_grad for p in step.layer._own_params().values())
+                if trainable or any(req[v] for v in step.ins):
+                    for v in step.outs:
+                        req[v] = True
+            self._requires[input_grad] = req
+        return self._requires[input_grad]
+
+    def backward(self, grad_outputs, input_grad):
+        if self.values is None:
+            raise RuntimeError("backward() called before any forward pass")
+        dev, values = self.dev, self.values
+        req = self.requires_grad(input_grad)
+        written = set()
+        for v, g in zip(self.out_values, grad_outputs, strict=True):
+            if g is None or not req[v]:
+                continue
+            buf = self._grad_buffer(v)
+            if isinstance(g, float):
+                dev.fill(buf, g)
+            else:
+                dev.assign(buf, g)
+            written.add(v)
+        done_layers = set()
+        for index in range(len(self.steps) - 1, -1, -1):
+            step = self.steps[index]
+            if not any(req[v] for v in step.outs):
+                continue
+            gys = [self._grad_buffer(v) if v in written else self._zero_grad(v) for v in step.outs]
+            diff = step.layer.differentiable_inputs
+            gxs, pending = [], []
+            for slot, v in enumerate(step.ins):
+                if not req[v] or (diff is not None and not diff[slot]) or self.kinds[v] != "float":
+                    gxs.append(None)
+                elif v in written:
+                    buf = self._scratch((index, slot), v)
+                    gxs.append(buf)
+                    pending.append((v, buf))
+                else:
+                    gxs.append(self._grad_buffer(v))
+                    written.add(v)
+            grads, param_pending = self._param_grads(step.layer, done_layers)
+            step.kernel.backward(step.layer, [values[v] for v in step.ins],
+                                 [values[v] for v in step.outs], gys, gxs, step.ws, grads)
+            for v, buf in pending:
+                dev.add_into(self.grad_buffers[v], buf)
+            for param, buf in param_pending:
+                dev.add_into(param.grad, buf)
+        if not input_grad:
+            return None
+        return [dev.copy(self.grad_buffers[v]) if v in written else None for v in self.in_values]
+
+    def _param_grads(self, layer, done_layers):
+        grads, pending = {}, []
+        shared = id(layer) in done_layers
+        done_layers.add(id(layer))
+        for name, param in layer._own_params().items():
+            if not param.requires_grad:
+                grads[name] = None
+                continue
+            if param.grad is None or param.grad.shape != param.data.shape \
+                    or param.grad.dtype != param.data.dtype:
+                param.grad = self.dev.empty(param.data.shape, param.data.dtype)
+            if shared:   # second node of a shared layer: write aside, then accumulate
+                buf = self.param_scratch.get(id(param))
+                if buf is None:
+                    buf = self.param_scratch[id(param)] = self.dev.empty(param.data.shape,
+                                                                         param.data.dtype)
+                grads[name] = buf
+                pending.append((param, buf))
+            else:
+                grads[name] = param.grad
+        return grads, pending
+
+    def _grad_buffer(self, v):
+        buf = self.grad_buffers.get(v)
+        if buf is None:
+            buf = self.grad_buffers[v] = self.dev.empty(self.shapes[v], self.dtype)
+        return buf
+
+    def _zero_grad(self, v):
+        buf = self._grad_buffer(v)
+        self.dev.fill(buf, 0.0)
+        return buf
+
+    def _scratch(self, key, v):
+        buf = self.scratch.get(key)
+        if buf is None:
+            buf = self.scratch[key] = self.dev.empty(self.shapes[v], self.dtype)
+        return buf
+
+
+class Executor:
+    """Runs one root module on one device."""
+
+    def __init__(self, root, device="cpu"):
+        self.root = root
+        self.dev = get_device(device)
+        self.device = self.dev.name
+        self._plans = OrderedDict()
+        self._version = structure.version()
+        self._last = None
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def _describe_root(self):
+        return f"{self.root.type_name}"
+
+    def _prepare_inputs(self, inputs):
+        root = self.root
+        expected = root.num_inputs
+        if expected is not None and len(inputs) != expected:
+            raise InputError(f"{self._describe_root()}: expected {expected} input(s), "
+                             f"received {len(inputs)}")
+        if not inputs:
+            raise InputError(f"{self._describe_root()}: called with no input")
+        kinds = root.input_kinds
+        param_dtype = root.dtype
+        arrays = []
+        for i, x in enumerate(inputs):
+            kind = kinds[i] if i < len(kinds) else kinds[-1]
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                x = np.asarray(x)
+            what = f"{self._describe_root()} input {i}"
+            if x.ndim == 0 or x.shape[0] == 0:
+                raise InputError(f"{what}: empty batch (shape {tuple(x.shape)}); "
+                                 f"expected at least one sample along axis 0")
+            if kind == "index":
+                if np.dtype(x.dtype).kind not in "iu":
+                    raise InputError(f"{what}: expected integer class indices, received dtype "
+                                     f"{x.dtype}")
+                x = x.astype(np.int64) if self.device == "cpu" else x
+            else:
+                dtype = np.dtype(x.dtype)
+                if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+                    raise InputError(f"{what}: expected float32 data, received dtype {dtype}")
+                if param_dtype is not None and dtype != param_dtype:
+                    raise InputError(f"{what}: expected {param_dtype} to match the parameters, "
+                                     f"received {dtype}; convert with x.astype(np.{param_dtype})")
+            arrays.append(self.dev.asarray(x))
+        float_dtypes = {a.dtype for a, k in zip(arrays, kinds, strict=False) if k == "float"}
+        if len(float_dtypes) > 1:
+            raise InputError(f"{self._describe_root()}: inputs mix dtypes {sorted(map(str, float_dtypes))}")
+        return arrays
+
+    def _plan_for(self, arrays):
+        if self._version != structure.version():
+            self._plans.clear()
+            self._version = structure.version()
+        kinds = self.root.input_kinds
+        key = tuple((tuple(a.shape), str(a.dtype)) for a in arrays)
+        plan = self._plans.get(key)
+        if plan is None:
+            dtype = self.root.dtype or next(
+                (a.dtype for a, k in zip(arrays, kinds, strict=False) if k == "float"),
+                np.dtype(np.float32))
+            plan = self._build(arrays, dtype, kinds)
+            self._plans[key] = plan
+            if len(self._plans) > _MAX_PLANS:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return plan
+
+    def _build(self, arrays, dtype, kinds):
+        builder = GraphBuilder(get_registry(), self.device)
+        in_values = [builder.new_value(a.shape, kinds[i] if i < len(kinds) else kinds[-1])
+                     for i, a in enumerate(arrays)]
+        root_name = self.root.type_name.lower() if isinstance(self.root, Layer) else ""
+        out_values = self.root._lower(builder, in_values, root_name)
+        if builder.missing:
+            listing = "; ".join(f"{t} (nodes {', '.join(n)})" for t, n in builder.missing.items())
+            raise KernelMissingError(f"no '{self.device}' kernel for: {listing}")
+        return Plan(builder, in_values, out_values, np.dtype(dtype), self.dev)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def forward(self, inputs):
+        arrays = self._prepare_inputs(inputs)
+        check = self.root.check_finite
+        if check:
+            for i, a in enumerate(arrays):
+                if a.dtype.kind == "f" and not self.dev.all_finite(a):
+                    raise NonFiniteError(f"{self._describe_root()} input {i} contains NaN or Inf")
+        plan = self._plan_for(arrays)
+        outputs = plan.forward(arrays, check)
+        self._last = plan
+        return outputs
+
+    def backward(self, grad_outputs, input_grad=True):
+        plan = self._last
+        if plan is None:
+            raise RuntimeError(f"{self._describe_root()}.backward() called before a forward pass")
+        if not isinstance(grad_outputs, (list, tuple)):
+            grad_outputs = [grad_outputs]
+        if len(grad_outputs) != len(plan.out_values):
+            raise InputError(f"{self._describe_root()}.backward: expected {len(plan.out_values)} "
+                             f"output gradient(s), received {len(grad_outputs)}")
+        prepared = []
+        for i, (g, v) in enumerate(zip(grad_outputs, plan.out_values, strict=True)):
+            shape = plan.shapes[v]
+            if g is None or isinstance(g, float):
+                prepared.append(g)
+                continue
+            if isinstance(g, (int, np.floating)):
+                prepared.append(float(g))
+                continue
+            if tuple(g.shape) != shape:
+                raise ShapeError(f"{self._describe_root()}.backward: gradient {i} has the wrong shape",
+                                 expected=shape, received=tuple(g.shape))
+            prepared.append(self.dev.asarray(g))
+        return plan.backward(prepared, input_grad)
+
+    def activation(self, name):
+        plan = self._last
+        if plan is None or plan.values is None:
+            raise RuntimeError("no forward pass has run yet")
+        step = plan.by_name.get(name)
+        if step is None:
+            raise KeyError(f"no node named {name!r}; nodes: {list(plan.by_name)}")
+        outs = [to_numpy(plan.values[v]).copy() for v in step.outs]
+        return outs[0] if len(outs) == 1 else outs
+
+    def plan(self, input_shapes, dtype=None, kinds=None):
+        """Build (without running) the plan for these full input shapes; used by summaries."""
+        dtype = np.dtype(dtype or self.root.dtype or np.float32)
+        kinds = kinds or self.root.input_kinds
+        fakes = [np.empty(s, dtype if (kinds[i] if i < len(kinds) else kinds[-1]) == "float"
+                          else np.int64) for i, s in enumerate(input_shapes)]
+        return self._build(fakes, dtype, kinds)

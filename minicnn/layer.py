@@ -1,0 +1,373 @@
+"""Module (anything callable: a layer or a model), Layer (a leaf with kernels) and Param.
+
+The contract, Caffe's split in Python:
+
+* ``__init__`` validates hyper-parameters and creates parameters (PyTorch's argument names and defaults);
+* ``infer_shapes(in_shapes)`` is pure: full shapes (batch axis first) in, output shapes out, or a
+  :class:`ShapeError` with what was expected and what came;
+* the arithmetic lives in kernels (:class:`minicnn.Kernel`), looked up per device in the registry.
+
+Every module is callable on numpy arrays (``y = layer(x)``, then ``gx = layer.backward(gy)``) and on
+symbols (``h = layer(x_symbol)``) to describe a graph.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from . import structure
+from .errors import ShapeError
+from .symbolic import Node, is_symbolic
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Param:
+    """A trainable array: ``data``, its ``grad`` (filled by backward) and ``requires_grad``."""
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad=True):
+        self.data = data
+        self.grad = None
+        self.requires_grad = requires_grad
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return int(np.prod(self.data.shape))
+
+    def __repr__(self):
+        frozen = "" if self.requires_grad else ", frozen"
+        return f"Param(shape={tuple(self.data.shape)}, dtype={self.data.dtype}{frozen})"
+
+
+class Module:
+    """Base of layers and models: parameters, state dicts, modes, devices, eager calls."""
+
+    num_inputs = 1          # None: any number of inputs, passed as a list
+    input_kinds = ("float",)  # per input: "float" (activations) or "index" (integer labels)
+
+    def __init__(self):
+        self.training = True
+        self.check_finite = False    # True: NaN/Inf in inputs or any node's output is an error
+        self._device = "cpu"
+        self._executor = None
+
+    type_name = "Module"   # the registry name; each subclass gets its class name unless it sets one
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "type_name" not in cls.__dict__:
+            cls.type_name = cls.__name__
+
+    # -- the module tree ------------------------------------------------------------------------
+
+    def named_children(self):
+        """Direct sub-modules as (name, module); leaves have none."""
+        return iter(())
+
+    def _own_params(self):
+        return {}
+
+    def _own_buffers(self):
+        return {}
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Param) for every parameter once, PyTorch-style names ("features.3.weight")."""
+        seen = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, param in module._own_params().items():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{mod_name}.{name}" if mod_name else name), param
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        """(dotted name, array) of non-trainable state such as batch norm's running statistics."""
+        for mod_name, module in self.named_modules():
+            for name, buf in module._own_buffers().items():
+                yield (f"{mod_name}.{name}" if mod_name else name), buf
+
+    def state_dict(self):
+        """Every parameter and buffer by dotted name, as host numpy arrays (copies)."""
+        from .device import to_numpy
+        state = OrderedDict()
+        for name, param in self.named_parameters():
+            state[name] = to_numpy(param.data).copy()
+        for name, buf in self.named_buffers():
+            state[name] = to_numpy(buf).copy()
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into parameters and buffers by name.
+
+        Returns ``(missing, unexpected)`` key lists; with ``strict`` either being non-empty is a KeyError.
+        A shape mismatch is always a ValueError naming the key.
+        """
+        from .device import copy_into
+        targets = OrderedDict(self.named_parameters())
+        targets.update(self.named_buffers())
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        for key, target in targets.items():
+            if key not in state:
+                continue
+            value = np.asarray(state[key])
+            tdata = target.data if isinstance(target, Param) else target
+            if tuple(value.shape) != tuple(tdata.shape):
+                raise ValueError(f"load_state_dict: '{key}' has shape {tuple(value.shape)}, "
+                                 f"the model expects {tuple(tdata.shape)}")
+            copy_into(tdata, value.astype(tdata.dtype, copy=False))
+        return missing, unexpected
+
+    # -- modes, freezing, devices, dtypes ---------------------------------------------------------
+
+    def train(self, mode=True):
+        for _, module in self.named_modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def freeze(self, *prefixes):
+        """Stop gradients of parameters whose name starts with any prefix (all when none given)."""
+        self._set_requires_grad(prefixes, False)
+        return self
+
+    def unfreeze(self, *prefixes):
+        self._set_requires_grad(prefixes, True)
+        return self
+
+    def _set_requires_grad(self, prefixes, flag):
+        matched = False
+        for name, param in self.named_parameters():
+            if not prefixes or any(name == p or name.startswith(p + ".") or name.startswith(p)
+                                   for p in prefixes):
+                param.requires_grad = flag
+                if not flag:
+                    param.grad = None
+                matched = True
+        if prefixes and not matched:
+            raise KeyError(f"no parameter name starts with any of {list(prefixes)}")
+
+    def zero_grad(self):
+        """Drop every gradient (backward overwrites gradients, so this is needed only to free memory)."""
+        for param in self.parameters():
+            param.grad = None
+
+    @property
+    def device(self):
+        return self._device
+
+    def to(self, device):
+        """Move parameters and buffers to ``"cpu"`` or ``"cuda"``; returns self."""
+        from .device import get_device
+        dev = get_device(device)
+        for _, module in self.named_modules():
+            module._move_arrays(dev)
+            module._device = dev.name
+        structure.changed()
+        return self
+
+    def _move_arrays(self, dev):
+        for param in self._own_params().values():
+            param.data = dev.asarray(param.data)
+            if param.grad is not None:
+                param.grad = dev.asarray(param.grad)
+        for name, buf in self._own_buffers().items():
+            setattr(self, name, dev.asarray(buf))
+
+    def astype(self, dtype):
+        """Cast parameters and buffers (float32 by default; float64 for gradient checks)."""
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"parameters must be float32 or float64, not {dtype}")
+        for _, module in self.named_modules():
+            for param in module._own_params().values():
+                param.data = param.data.astype(dtype)
+                param.grad = None
+            for name, buf in module._own_buffers().items():
+                if buf.dtype.kind == "f":
+                    setattr(module, name, buf.astype(dtype))
+        structure.changed()
+        return self
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    @property
+    def dtype(self):
+        """The dtype of the parameters (None for a module without any)."""
+        for param in self.parameters():
+            return param.data.dtype
+        return None
+
+    def num_parameters(self, trainable_only=False):
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # -- shapes and graphs ------------------------------------------------------------------------
+
+    def infer_shapes(self, in_shapes):
+        """Output shapes (batch axis first) for these input shapes; raises ShapeError."""
+        raise NotImplementedError
+
+    def flops(self, in_shapes, out_shapes):
+        """Floating-point operations of one forward pass (multiply and add count as two)."""
+        return 0
+
+    def _lower(self, builder, in_values, name):
+        """Add this module's steps to an executor graph; return the output values."""
+        raise NotImplementedError
+
+    # -- calling ----------------------------------------------------------------------------------
+
+    def __call__(self, *inputs, name=None):
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = list(inputs[0])
+        if is_symbolic(inputs):
+            node = Node(self, inputs, name=name)
+            return node.outputs[0] if len(node.outputs) == 1 else node.outputs
+        outputs = self._get_executor().forward(list(inputs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def backward(self, grad_output=None, input_grad=True):
+        """Back-propagate from the last call: fill every trainable Param.grad, return input gradients.
+
+        ``grad_output`` is the gradient of the output (a list for several outputs). With
+        ``input_grad=False`` the gradient with respect to the inputs is not computed and None is returned.
+        """
+        grads = self._get_executor().backward(grad_output, input_grad=input_grad)
+        if grads is None:
+            return None
+        return grads[0] if len(grads) == 1 else grads
+
+    def activation(self, name):
+        """The value a node produced in the last forward pass (a feature tap), by node name."""
+        return self._get_executor().activation(name)
+
+    def _get_executor(self):
+        from .executor import Executor
+        if self._executor is None or self._executor.device != self._device:
+            self._executor = Executor(self, self._device)
+        return self._executor
+
+    def summary(self, input_shape=None):
+        """A table of nodes: output shapes, parameters (trainable / frozen), FLOPs, device."""
+        from .summary import summarize
+        return summarize(self, input_shape)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __getstate__(self):
+        # copies (copy.deepcopy) rebuild their executor instead of copying its buffers
+        state = self.__dict__.copy()
+        state["_executor"] = None
+        return state
+
+
+class Layer(Module):
+    """A leaf of the graph: hyper-parameters, parameters, buffers, and kernels found by type name."""
+
+    num_outputs = 1
+    differentiable_inputs = None   # None: every float input gets a gradient; else one bool per input
+
+    def __init__(self):
+        super().__init__()
+        self._params = OrderedDict()
+        self._buffers = OrderedDict()
+
+    def add_param(self, name, data, requires_grad=True):
+        """Declare a parameter (also reachable as ``self.<name>``)."""
+        param = Param(np.ascontiguousarray(data), requires_grad)
+        self._params[name] = param
+        object.__setattr__(self, name, param)
+        return param
+
+    def add_buffer(self, name, data):
+        """Declare non-trainable state saved in the state dict (running statistics...)."""
+        self._buffers[name] = None
+        object.__setattr__(self, name, np.ascontiguousarray(data))
+
+    def _own_params(self):
+        return self._params
+
+    def _own_buffers(self):
+        return OrderedDict((name, getattr(self, name)) for name in self._buffers)
+
+    def _lower(self, builder, in_values, name):
+        return builder.add_step(name, self, in_values)
+
+    def check_inputs(self, in_shapes, count=None):
+        """Raise ShapeError unless exactly ``count`` (default ``num_inputs``) inputs came."""
+        count = self.num_inputs if count is None else count
+        if count is not None and len(in_shapes) != count:
+            raise ShapeError("wrong number of inputs", expected=f"{count} input(s)",
+                             received=f"{len(in_shapes)}")
+
+    def check_rank(self, shape, rank, what="input"):
+        """Raise ShapeError unless ``shape`` has ``rank`` axes; ``what`` describes the layout."""
+        if len(shape) != rank:
+            raise ShapeError(f"{what} has the wrong number of axes",
+                             expected=f"{rank} axes", received=f"shape {tuple(shape)}")
+
+
+class Loss(Layer):
+    """A layer whose output is a scalar: ``value = loss(prediction, target); g = loss.backward()``.
+
+    ``reduction`` is ``"mean"`` (default) or ``"sum"``, as in PyTorch. The target gets no gradient.
+    """
+
+    num_inputs = 2
+    input_kinds = ("float", "float")
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum"):
+            from .errors import ConfigError
+            raise ConfigError(f"{type(self).__name__}: reduction must be 'mean' or 'sum', "
+                              f"got {reduction!r}")
+        self.reduction = reduction
+
+    def __call__(self, *inputs, name=None):
+        out = super().__call__(*inputs, name=name)
+        if is_symbolic(inputs if len(inputs) != 1 else inputs[0]):
+            return out
+        from .device import to_numpy
+        return float(to_numpy(out))
+
+    differentiable_inputs = (True, False)   # the target gets no gradient
+
+    def backward(self, grad_output=None, input_grad=True):
+        """Gradient of the loss with respect to the prediction (``grad_output`` defaults to 1)."""
+        grads = self._get_executor().backward(1.0 if grad_output is None else grad_output,
+                                              input_grad=input_grad)
+        return None if grads is None else grads[0]
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"

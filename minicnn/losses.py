@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the losses work in progress."""
+
+FUNCTIONAL = []

@@ -1,0 +1,199 @@
+"""The plugin registry: a pluggy PluginManager plus the tables of what plugins registered.
+
+Built-in layers, kernels and losses are plugins like any other, registered from ``BUILTIN_PLUGINS``;
+third-party plugins come from the entry-point group ``minicnn``. Set ``MINICNN_DISABLE_PLUGIN_AUTOLOAD=1``
+(or build a ``Registry(load_entry_points=False)``) to skip entry points, as tests do.
+"""
+
+import importlib
+import os
+from importlib.metadata import entry_points
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .kernel import Kernel
+
+PROJECT = "minicnn"
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# Module names of the built-in plugins, in registration order (layers before their kernels).
+BUILTIN_PLUGINS = [
+    "minicnn.layers.activation",
+    "minicnn.layers.activation_cpu",
+    "minicnn.layers.linear",
+    "minicnn.layers.linear_cpu",
+    "minicnn.layers.shape",
+    "minicnn.layers.shape_cpu",
+    "minicnn.layers.merge",
+    "minicnn.layers.merge_cpu",
+    "minicnn.layers.conv",
+    "minicnn.layers.conv_cpu",
+    "minicnn.layers.pool",
+    "minicnn.layers.pool_cpu",
+    "minicnn.layers.norm",
+    "minicnn.layers.norm_cpu",
+    "minicnn.layers.dropout",
+    "minicnn.layers.dropout_cpu",
+    "minicnn.layers.softmax",
+    "minicnn.layers.softmax_cpu",
+    "minicnn.losses",
+    "minicnn.losses_cpu",
+]
+
+# hook name -> table it fills
+_TABLE_HOOKS = ("minicnn_layers", "minicnn_kernels", "minicnn_losses", "minicnn_models",
+                "minicnn_datasets", "minicnn_commands")
+
+
+class Registry:
+    """What every plugin registered: layers, kernels per device, losses, models, datasets, commands."""
+
+    def __init__(self, *, builtins=True, load_entry_points=None):
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.layers = {}      # type_name -> (class, plugin name)
+        self.kernels = {}     # (type_name, device) -> (kernel, plugin name)
+        self.losses = {}      # type_name -> (class, plugin name)
+        self.models = {}      # name -> (factory, plugin name)
+        self.datasets = {}    # name -> (factory, plugin name)
+        self.commands = {}    # name -> (Command, plugin name)
+        if builtins:
+            for module_name in BUILTIN_PLUGINS:
+                self.register(importlib.import_module(module_name), name=module_name)
+        if load_entry_points is None:
+            load_entry_points = not os.environ.get("MINICNN_DISABLE_PLUGIN_AUTOLOAD")
+        if load_entry_points:
+            self.load_entry_points()
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def load_entry_points(self, group=PROJECT):
+        """Register every plugin installed under the entry-point group; a broken one is a PluginError."""
+        for ep in entry_points(group=group):
+            if self.pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(f"failed to import {ep.value!r}: {exc!r}", plugin=ep.name,
+                                  hook="import") from exc
+            self.register(plugin, name=ep.name)
+
+    def register(self, plugin, name=None):
+        """Register one plugin (a module or object with hook implementations); all or nothing."""
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        if self.pm.get_plugin(name) is not None or self.pm.is_registered(plugin):
+            raise PluginError("a plugin with this name is already registered", plugin=name)
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:   # pluggy validates hook names and signatures here
+            raise PluginError(str(exc), plugin=name) from exc
+        try:
+            staged = self._collect(plugin, name)
+        except Exception:
+            self.pm.unregister(plugin)
+            raise
+        for table, key, value in staged:
+            table[key] = (value, name)
+        return plugin
+
+    def unregister(self, name):
+        """Remove a plugin and everything it registered."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is None:
+            raise PluginError("no plugin of this name is registered", plugin=name)
+        self.pm.unregister(plugin)
+        for table in (self.layers, self.kernels, self.losses, self.models, self.datasets,
+                      self.commands):
+            for key in [k for k, (_, owner) in table.items() if owner == name]:
+                del table[key]
+
+    def _collect(self, plugin, name):
+        """Call the plugin's own hook implementations; return (table, key, value) rows to add."""
+        staged = []
+        pending = {}   # (id(table), key) -> owner, for duplicates inside one plugin
+        for hook_name in _TABLE_HOOKS:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                try:
+                    result = impl.function()
+                    rows = list(self._rows(hook_name, result))
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    raise PluginError(f"raised {exc!r}", plugin=name, hook=hook_name) from exc
+                for table, key, value, override in rows:
+                    owner = pending.get((id(table), key))
+                    if owner is None and key in table and not override:
+                        owner = table[key][1]
+                    if owner is not None:
+                        raise PluginError(f"{_describe(key)} is already registered by plugin "
+                                          f"'{owner}'", plugin=name, hook=hook_name)
+                    pending[(id(table), key)] = name
+                    staged.append((table, key, value))
+        return staged
+
+    def _rows(self, hook_name, result):
+        if result is None:
+            return
+        if hook_name in ("minicnn_layers", "minicnn_losses"):
+            for cls in result:
+                type_name = getattr(cls, "type_name", None) or cls.__name__
+                yield self.layers, type_name, cls, False
+                if hook_name == "minicnn_losses":
+                    yield self.losses, type_name, cls, False
+        elif hook_name == "minicnn_kernels":
+            for kernel in result:
+                if isinstance(kernel, type):
+                    kernel = kernel()
+                if not isinstance(kernel, Kernel) or not kernel.layer:
+                    raise ValueError(f"{kernel!r} is not a minicnn.Kernel with a layer name")
+                yield self.kernels, (kernel.layer, kernel.device), kernel, kernel.override
+        elif hook_name == "minicnn_commands":
+            for command in result:
+                yield self.commands, command.name, command, False
+        else:
+            table = self.models if hook_name == "minicnn_models" else self.datasets
+            for key, factory in dict(result).items():
+                yield table, key, factory, False
+
+    # -- lookup ---------------------------------------------------------------------------------
+
+    def kernel(self, type_name, device):
+        """The kernel for a layer type on a device, or None."""
+        entry = self.kernels.get((type_name, device))
+        return entry[0] if entry else None
+
+    def devices_for(self, type_name):
+        """Devices that have a kernel for this layer type, sorted."""
+        return sorted(dev for (name, dev) in self.kernels if name == type_name)
+
+    def plugin_names(self):
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+
+def _describe(key):
+    if isinstance(key, tuple):
+        return f"kernel for layer '{key[0]}' on device '{key[1]}'"
+    return f"name '{key}'"
+
+
+_default = None
+
+
+def get_registry():
+    """The process-wide registry, built on first use (built-ins, then entry points)."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def set_registry(registry):
+    """Replace the process-wide registry (tests use this); returns the previous one."""
+    global _default
+    previous, _default = _default, registry
+    return previous
