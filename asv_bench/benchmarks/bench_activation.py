@@ -1,11 +1,8 @@
 """Element-wise activations and Linear on the CPU: time and memory throughput."""
 
-import numpy as np
-
 from minicnn import nn
 
 from ._util import data, rate
-
 
 class Activations:
     params = (["ReLU", "Sigmoid", "Tanh", "LeakyReLU"], [(32, 64, 56, 56)])
@@ -29,7 +26,6 @@ class Activations:
         return rate(lambda: self.layer(self.x), 2 * self.x.nbytes) / 1e9
 
     track_forward_gbytes_per_s.unit = "GB/s"
-
 
 class LinearLayer:
     params = ([(64, 800, 500), (256, 4096, 1000)],)
@@ -56,5 +52,3 @@ class LinearLayer:
 
     track_forward_gflops.unit = "GFLOP/s"
 
-
-__all__ = ["Activations", "LinearLayer", "np"]
