@@ -5,10 +5,22 @@ Each builds the layer with the given parameters and runs it once; for repeated u
 The names are defined next to their layers (each family lists them in ``FUNCTIONAL``) and gathered here.
 """
 
-from .layers import activation, conv, dropout, linear, merge, norm, pool, shape, softmax
+from .layers import (
+    activation,
+    conv,
+    conv_transpose,
+    dropout,
+    linear,
+    merge,
+    norm,
+    pool,
+    shape,
+    softmax,
+)
 from . import losses
 
-_FAMILIES = [activation, linear, shape, merge, conv, pool, norm, dropout, softmax, losses]
+_FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pool, norm, dropout, softmax,
+             losses]
 
 __all__ = []
 for _family in _FAMILIES:

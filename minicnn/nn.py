@@ -6,10 +6,22 @@ Built-in classes are listed here; a layer a plugin registered is found through t
 
 from .graph import Model, Sequential
 from .layer import Layer, Loss, Module, Param
-from .layers import activation, conv, dropout, linear, merge, norm, pool, shape, softmax
+from .layers import (
+    activation,
+    conv,
+    conv_transpose,
+    dropout,
+    linear,
+    merge,
+    norm,
+    pool,
+    shape,
+    softmax,
+)
 from . import losses
 
-_FAMILIES = [activation, linear, shape, merge, conv, pool, norm, dropout, softmax, losses]
+_FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pool, norm, dropout, softmax,
+             losses]
 
 for _family in _FAMILIES:
     for _name in dir(_family):

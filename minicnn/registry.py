@@ -30,6 +30,8 @@ BUILTIN_PLUGINS = [
     "minicnn.layers.merge_cpu",
     "minicnn.layers.conv",
     "minicnn.layers.conv_cpu",
+    "minicnn.layers.conv_transpose",
+    "minicnn.layers.conv_transpose_cpu",
     "minicnn.layers.pool",
     "minicnn.layers.pool_cpu",
     "minicnn.layers.norm",
@@ -40,6 +42,7 @@ BUILTIN_PLUGINS = [
     "minicnn.layers.softmax_cpu",
     "minicnn.losses",
     "minicnn.losses_cpu",
+    "minicnn.data.plugin",
 ]
 
 # hook name -> table it fills

@@ -4,6 +4,7 @@ from minicnn import nn
 
 from ._util import data, rate
 
+
 class Activations:
     params = (["ReLU", "Sigmoid", "Tanh", "LeakyReLU"], [(32, 64, 56, 56)])
     param_names = ["layer", "shape"]

@@ -1,0 +1,1 @@
+"""Datasets, loaders and augmentations (placeholder: filled in by the data work in progress)."""

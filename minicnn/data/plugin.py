@@ -1,0 +1,1 @@
+"""Placeholder: registers the built-in datasets once the data work lands."""

@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the layer-family work in progress."""
+
+FUNCTIONAL = []
