@@ -11,6 +11,8 @@ Every module is callable on numpy arrays (``y = layer(x)``, then ``gx = layer.ba
 symbols (``h = layer(x_symbol)``) to describe a graph.
 """
 
+import functools
+import inspect
 from collections import OrderedDict
 
 import numpy as np
@@ -49,6 +51,28 @@ class Param:
         return f"Param(shape={tuple(self.data.shape)}, dtype={self.data.dtype}{frozen})"
 
 
+def _recording_config(init):
+    """Wrap ``__init__`` so the most derived class's call records its arguments in ``_config``."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        if type(self).__init__ is wrapped and "_config" not in self.__dict__:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            config = {}
+            for name, value in list(bound.arguments.items())[1:]:
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    config.update(value)
+                else:
+                    config[name] = value
+            self.__dict__["_config"] = config
+        init(self, *args, **kwargs)
+
+    return wrapped
+
+
 class Module:
     """Base of layers and models: parameters, state dicts, modes, devices, eager calls."""
 
@@ -67,6 +91,12 @@ class Module:
         super().__init_subclass__(**kwargs)
         if "type_name" not in cls.__dict__:
             cls.type_name = cls.__name__
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_config(cls.__init__)
+
+    def config(self):
+        """The constructor arguments this module was built with (Keras' get_config), for model files."""
+        return dict(self.__dict__.get("_config", {}))
 
     # -- the module tree ------------------------------------------------------------------------
 

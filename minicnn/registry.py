@@ -43,6 +43,7 @@ BUILTIN_PLUGINS = [
     "minicnn.losses",
     "minicnn.losses_cpu",
     "minicnn.data.plugin",
+    "minicnn.commands.info",
 ]
 
 # hook name -> table it fills
@@ -90,8 +91,13 @@ class Registry:
         if self.pm.get_plugin(name) is not None or self.pm.is_registered(plugin):
             raise PluginError("a plugin with this name is already registered", plugin=name)
         try:
-            self.pm.register(plugin, name=name)
-        except Exception as exc:   # pluggy validates hook names and signatures here
+            self.pm.register(plugin, name=name)   # validates signatures of known hooks
+        except Exception as exc:
+            raise PluginError(str(exc), plugin=name) from exc
+        try:
+            self.pm.check_pending()                # a hook name no spec knows (a typo)
+        except Exception as exc:
+            self.pm.unregister(plugin)
             raise PluginError(str(exc), plugin=name) from exc
         try:
             staged = self._collect(plugin, name)

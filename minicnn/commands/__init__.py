@@ -1,0 +1,1 @@
+"""Built-in subcommands of the ``minicnn`` command line, registered through ``minicnn_commands``."""

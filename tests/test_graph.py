@@ -1,0 +1,201 @@
+"""The graph and its executor: DAGs, fan-out, taps, input gradients, frozen parts, names, errors."""
+
+import copy
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import Input, InputError, Model, ShapeError, nn, testing
+
+
+def _residual_mlp():
+    x = Input((4,))
+    h = nn.Tanh()(nn.Linear(4, 4)(x, name="fc1"), name="act1")
+    skip = nn.Add()([h, x], name="skip")              # x feeds two nodes: fan-out
+    out1 = nn.Linear(4, 3)(skip, name="head")
+    out2 = nn.Sigmoid()(h, name="aux")                 # h feeds two nodes too
+    return Model(x, [out1, out2])
+
+
+def test_functional_dag_matches_a_hand_computation():
+    minicnn.manual_seed(0)
+    model = _residual_mlp()
+    x = testing.tie_free((3, 4), seed=1)
+    out1, out2 = model(x)
+    w1, b1 = model["fc1"].weight.data, model["fc1"].bias.data
+    w2, b2 = model["head"].weight.data, model["head"].bias.data
+    h = np.tanh(x @ w1.T + b1)
+    np.testing.assert_allclose(out1, (h + x) @ w2.T + b2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out2, 1 / (1 + np.exp(-h)), rtol=1e-5)
+
+
+def test_fan_out_gradients_accumulate():
+    testing.gradcheck(_residual_mlp(), [testing.tie_free((3, 4), seed=2)])
+
+
+def test_same_value_twice_into_one_node():
+    x = Input((3,))
+    model = Model(x, nn.Add()([x, x, x]))
+    model(np.ones((2, 3), np.float32))
+    np.testing.assert_array_equal(model.backward(np.ones((2, 3), np.float32)), 3 * np.ones((2, 3)))
+
+
+def test_shared_layer_accumulates_weight_gradient():
+    shared = nn.Linear(3, 3)
+    x = Input((3,))
+    model = Model(x, shared(nn.Tanh()(shared(x))))
+    assert [n for n, _ in model.named_parameters()] == ["linear_1.weight", "linear_1.bias"]
+    testing.gradcheck(model, [testing.tie_free((2, 3), seed=3)])
+
+
+def test_taps_and_sub_models_share_layers():
+    model = _residual_mlp()
+    x = testing.tie_free((2, 4), seed=4)
+    model(x)
+    tap = model.activation("act1")
+    np.testing.assert_allclose(tap, np.tanh(x @ model["fc1"].weight.data.T + model["fc1"].bias.data),
+                               rtol=1e-5)
+    features = Model(model.inputs, model.node("act1"))
+    np.testing.assert_array_equal(features(x), tap)
+    with pytest.raises(KeyError, match="no node named 'nope'"):
+        model.activation("nope")
+
+
+def test_input_gradient_and_frozen_subgraph():
+    minicnn.manual_seed(5)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    model.freeze("0")
+    x = testing.tie_free((3, 4), seed=5)
+    model(x)
+    gx = model.backward(np.ones((3, 2), np.float32))
+    assert model[0].weight.grad is None and model[0].bias.grad is None
+    assert model[2].weight.grad is not None
+    # the input gradient is still exact through the frozen layer
+    reference = copy.deepcopy(model).unfreeze()
+    reference(x)
+    np.testing.assert_allclose(gx, reference.backward(np.ones((3, 2), np.float32)), rtol=1e-6)
+
+
+def test_backward_without_input_gradient_skips_frozen_layers_entirely():
+    calls = []
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    model.freeze("0")
+    model(testing.tie_free((3, 4), seed=6))
+    kernel = minicnn.get_registry().kernel("Linear", "cpu")
+    original = kernel.backward
+    kernel.backward = lambda layer, *a: (calls.append(layer), original(layer, *a))
+    try:
+        assert model.backward(np.ones((3, 2), np.float32), input_grad=False) is None
+    finally:
+        del kernel.backward
+    assert calls == [model[2]]     # nothing upstream of the frozen layer ran backward
+
+
+def test_state_dict_names_follow_pytorch():
+    model = nn.Sequential(OrderedDict([
+        ("features", nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3))),
+        ("classifier", nn.Linear(3, 1)),
+    ]))
+    assert list(model.state_dict()) == ["features.0.weight", "features.0.bias", "features.2.weight",
+                                        "features.2.bias", "classifier.weight", "classifier.bias"]
+    other = copy.deepcopy(model)
+    for p in other.parameters():
+        p.data[...] = 0
+    other.load_state_dict(model.state_dict())
+    x = testing.tie_free((2, 2), seed=7)
+    np.testing.assert_array_equal(other(x), model(x))
+    missing, unexpected = other.load_state_dict({"classifier.weight": np.ones((1, 3))},
+                                                strict=False)
+    assert "classifier.bias" in missing and unexpected == []
+    with pytest.raises(KeyError, match="missing keys"):
+        other.load_state_dict({"classifier.weight": np.ones((1, 3))})
+    with pytest.raises(ValueError, match=r"'classifier.weight' has shape \(2, 3\)"):
+        other.load_state_dict({**model.state_dict(), "classifier.weight": np.ones((2, 3))})
+
+
+def test_nested_containers_run_and_name_their_nodes():
+    block = nn.Sequential(nn.Linear(3, 3), nn.Tanh())
+    x = Input((3,))
+    model = Model(x, nn.Linear(3, 2)(block(x, name="block"), name="head"))
+    y = model(testing.tie_free((2, 3), seed=8))
+    assert y.shape == (2, 2)
+    assert list(model.state_dict())[:2] == ["block.0.weight", "block.0.bias"]
+    assert model.activation("block.1").shape == (2, 3)
+    testing.gradcheck(model, [testing.tie_free((2, 3), seed=9)])
+
+
+def test_shape_errors_name_the_node():
+    x = Input((4,))
+    with pytest.raises(ShapeError, match=r"node 'oops' \(Linear\).*expected \(N, 5\)"):
+        nn.Linear(5, 2)(x, name="oops")
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(4, 2))
+    with pytest.raises(ShapeError, match=r"node '1' \(Linear\).*received \(2, 3\)"):
+        model(np.zeros((2, 4), np.float32))
+
+
+def test_head_swap_rebuilds_the_plan():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 10))
+    x = testing.tie_free((2, 4), seed=10)
+    assert model(x).shape == (2, 10)
+    model[-1] = nn.Linear(3, 5)
+    assert model(x).shape == (2, 5)
+
+
+def test_outputs_are_not_overwritten_by_the_next_call():
+    model = nn.Sequential(nn.Linear(2, 2))
+    y1 = model(np.ones((1, 2), np.float32))
+    keep = y1.copy()
+    model(np.zeros((1, 2), np.float32))
+    np.testing.assert_array_equal(y1, keep)
+
+
+def test_multiple_inputs_and_wrong_counts():
+    a, b = Input((2,)), Input((2,))
+    model = Model([a, b], nn.Concat()([a, nn.Tanh()(b)]))
+    xa, xb = testing.tie_free((3, 2), seed=11), testing.tie_free((3, 2), seed=12)
+    np.testing.assert_allclose(model([xa, xb]), np.concatenate([xa, np.tanh(xb)], 1), rtol=1e-6)
+    ga, gb = model.backward(np.ones((3, 4), np.float32))
+    np.testing.assert_array_equal(ga, np.ones((3, 2)))
+    np.testing.assert_allclose(gb, 1 - np.tanh(xb) ** 2, rtol=1e-5)
+    with pytest.raises(InputError, match="expected 2 input"):
+        model(xa)
+    with pytest.raises(ShapeError, match="gradient 0 has the wrong shape"):
+        model.backward(np.ones((3, 5), np.float32))
+
+
+def test_model_input_must_be_given():
+    a, b = Input((2,)), Input((2,))
+    with pytest.raises(ValueError, match="not among the model's inputs"):
+        Model(a, nn.Add()([a, b]))
+
+
+def test_buffers_are_reused_between_calls():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    x = testing.tie_free((4, 8), seed=13)
+    model(x)
+    model.backward(np.ones((4, 8), np.float32))
+    plan = model._get_executor()._last
+    ids = {v: id(b) for v, b in plan.buffers.items()}
+    grads = {v: id(b) for v, b in plan.grad_buffers.items()}
+    for _ in range(3):
+        model(x)
+        model.backward(np.ones((4, 8), np.float32))
+    assert ids == {v: id(b) for v, b in model._get_executor()._last.buffers.items()}
+    assert grads == {v: id(b) for v, b in model._get_executor()._last.grad_buffers.items()}
+
+
+def test_summary_lists_nodes_params_and_frozen():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    model.freeze("2")
+    text = str(model.summary((4,)))
+    assert "Linear" in text and "(1, 3)" in text
+    assert "parameters: 23 (trainable 15, frozen 8)" in text
+    with pytest.raises(ValueError, match="needs input_shape"):
+        nn.Sequential(nn.ReLU()).summary()
+
+
+def test_float64_models_run_in_float64():
+    model = nn.Sequential(nn.Linear(3, 2)).double()
+    assert model(np.ones((1, 3))).dtype == np.float64
