@@ -51,7 +51,7 @@ def summarize(module, input_shape=None):
     without running it, and describe every node. Without ``input_shape`` the last call's is used."""
     executor = module._get_executor()
     if input_shape is None:
-        if hasattr(module, "inputs"):
+        if hasattr(module, "inputs") and all(None not in s.shape for s in module.inputs):
             full = [(1,) + s.shape for s in module.inputs]
         elif executor._last is not None:
             plan = executor._last

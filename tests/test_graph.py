@@ -199,3 +199,17 @@ def test_summary_lists_nodes_params_and_frozen():
 def test_float64_models_run_in_float64():
     model = nn.Sequential(nn.Linear(3, 2)).double()
     assert model(np.ones((1, 3))).dtype == np.float64
+
+
+def test_free_axes_in_inputs_are_checked_when_data_comes():
+    x = Input((3, None))
+    h = nn.Tanh()(x)
+    assert h.shape == (3, None)
+    flat = nn.Flatten()(h)
+    assert flat.shape == (None,)
+    out = nn.Linear(12, 2)(flat, name="fc")     # cannot be checked before data comes
+    assert out.shape is None
+    model = Model(x, out)
+    assert model(testing.tie_free((2, 3, 4), seed=14)).shape == (2, 2)
+    with pytest.raises(ShapeError, match=r"node 'fc' \(Linear\).*received \(2, 15\)"):
+        model(testing.tie_free((2, 3, 5), seed=15))
