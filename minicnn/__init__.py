@@ -11,6 +11,7 @@ from .errors import (
     InputError,
     KernelMissingError,
     MinicnnError,
+    ModelFormatError,
     NonFiniteError,
     PluginError,
     ShapeError,
@@ -28,6 +29,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Command", "ConfigError", "Input", "InputError", "Kernel", "KernelMissingError", "Layer", "Loss",
-    "MinicnnError", "Model", "Module", "NonFiniteError", "Param", "PluginError", "Sequential",
+    "MinicnnError", "Model", "ModelFormatError", "Module", "NonFiniteError", "Param", "PluginError", "Sequential",
     "ShapeError", "functional", "get_registry", "hookimpl", "manual_seed", "nn", "to_numpy",
 ]

@@ -69,3 +69,12 @@ class NonFiniteError(MinicnnError, FloatingPointError):
     def __init__(self, message, *, node=None):
         self.node = node
         super().__init__(message)
+
+
+class ModelFormatError(MinicnnError, ValueError):
+    """A model, weights or checkpoint file is malformed, truncated or hostile; names the file and what is
+    wrong. Loading never executes code from a file (no pickle, no eval)."""
+
+    def __init__(self, message, *, path=None):
+        self.path = path
+        super().__init__(f"{path}: {message}" if path is not None else message)

@@ -63,6 +63,7 @@ class Registry:
         self.models = {}      # name -> (factory, plugin name)
         self.datasets = {}    # name -> (factory, plugin name)
         self.commands = {}    # name -> (Command, plugin name)
+        self.distributions = {}   # plugin name -> installed distribution (package) that provides it
         if builtins:
             for module_name in BUILTIN_PLUGINS:
                 self.register(importlib.import_module(module_name), name=module_name)
@@ -84,6 +85,16 @@ class Registry:
                 raise PluginError(f"failed to import {ep.value!r}: {exc!r}", plugin=ep.name,
                                   hook="import") from exc
             self.register(plugin, name=ep.name)
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                self.distributions[ep.name] = dist.metadata["Name"]
+
+    def provider_of(self, type_name):
+        """(plugin name, distribution name or None) that registered a layer type, or None."""
+        entry = self.layers.get(type_name)
+        if entry is None:
+            return None
+        return entry[1], self.distributions.get(entry[1])
 
     def register(self, plugin, name=None):
         """Register one plugin (a module or object with hook implementations); all or nothing."""
