@@ -43,6 +43,7 @@ BUILTIN_PLUGINS = [
     "minicnn.losses",
     "minicnn.losses_cpu",
     "minicnn.data.plugin",
+    "minicnn.zoo",
     "minicnn.commands.info",
 ]
 

@@ -1,0 +1,1 @@
+"""Model zoo (placeholder: filled in by the zoo work in progress)."""
