@@ -4,6 +4,7 @@ Numba CPU kernels and numba.cuda GPU kernels behind one graph executor; layers, 
 commands come from pluggy plugins, built-in ones included.
 """
 
+from . import functional, nn  # noqa: E402  (after the core names they use)
 from .command import Command
 from .device import to_numpy
 from .errors import (
@@ -23,12 +24,11 @@ from .random import manual_seed
 from .registry import get_registry, hookimpl
 from .symbolic import Input
 
-from . import functional, nn  # noqa: E402  (after the core names they use)
-
 __version__ = "0.1.0"
 
 __all__ = [
-    "Command", "ConfigError", "Input", "InputError", "Kernel", "KernelMissingError", "Layer", "Loss",
-    "MinicnnError", "Model", "ModelFormatError", "Module", "NonFiniteError", "Param", "PluginError", "Sequential",
+    "Command", "ConfigError", "Input", "InputError", "Kernel", "KernelMissingError", "Layer",
+    "Loss", "MinicnnError", "Model", "ModelFormatError", "Module", "NonFiniteError", "Param",
+    "PluginError", "Sequential",
     "ShapeError", "functional", "get_registry", "hookimpl", "manual_seed", "nn", "to_numpy",
 ]

@@ -1,7 +1,7 @@
 """A subcommand of the ``minicnn`` command line, as plugins return it from ``minicnn_commands``."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Devices: where arrays live and how to make, move and combine them.
 
-``"cpu"`` arrays are numpy arrays. The ``"cuda"`` device is provided by ``minicnn.cuda_device`` and imported
-only when asked for, so a machine without a GPU never touches CUDA.
+``"cpu"`` arrays are numpy arrays. The ``"cuda"`` device is provided by ``minicnn.cuda_device`` and
+imported only when asked for, so a machine without a GPU never touches CUDA.
 """
 
 import numpy as np

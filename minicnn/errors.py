@@ -1,4 +1,5 @@
-"""Every error minicnn raises on purpose. Each names what it is about: a node, a layer, a plugin, a file."""
+"""Every error minicnn raises on purpose. Each names what it is about: a node, a layer, a plugin, a
+file."""
 
 
 class MinicnnError(Exception):
@@ -8,8 +9,8 @@ class MinicnnError(Exception):
 class ShapeError(MinicnnError, ValueError):
     """A layer received inputs whose shapes it cannot take.
 
-    Layers raise it from ``infer_shapes`` with what they expected and what came; the executor adds the
-    node's name and type, so the message always says where in the graph it happened.
+    Layers raise it from ``infer_shapes`` with what they expected and what came; the executor adds
+    the node's name and type, so the message always says where in the graph it happened.
     """
 
     def __init__(self, message, *, expected=None, received=None, node=None, layer_type=None):
@@ -38,15 +39,18 @@ class ShapeError(MinicnnError, ValueError):
 
 
 class InputError(MinicnnError, ValueError):
-    """Bad data handed to a layer or model: wrong dtype, empty batch, NaN where checks were asked for."""
+    """Bad data handed to a layer or model: wrong dtype, empty batch, NaN where checks were asked
+    for."""
 
 
 class ConfigError(MinicnnError, ValueError):
-    """A layer's hyper-parameters are invalid (stride 0, negative padding, channels not divisible...)."""
+    """A layer's hyper-parameters are invalid (stride 0, negative padding, channels not
+    divisible...)."""
 
 
 class PluginError(MinicnnError):
-    """A plugin failed to import, raised inside a hook, or registered a name that is already taken."""
+    """A plugin failed to import, raised inside a hook, or registered a name that is already
+    taken."""
 
     def __init__(self, message, *, plugin=None, hook=None):
         self.plugin = plugin
@@ -64,7 +68,8 @@ class KernelMissingError(MinicnnError):
 
 
 class NonFiniteError(MinicnnError, FloatingPointError):
-    """A NaN or Inf appeared where finiteness checks were asked for; names the first node that made it."""
+    """A NaN or Inf appeared where finiteness checks were asked for; names the first node that made
+    it."""
 
     def __init__(self, message, *, node=None):
         self.node = node
@@ -72,8 +77,8 @@ class NonFiniteError(MinicnnError, FloatingPointError):
 
 
 class ModelFormatError(MinicnnError, ValueError):
-    """A model, weights or checkpoint file is malformed, truncated or hostile; names the file and what is
-    wrong. Loading never executes code from a file (no pickle, no eval)."""
+    """A model, weights or checkpoint file is malformed, truncated or hostile; names the file and
+    what is wrong. Loading never executes code from a file (no pickle, no eval)."""
 
     def __init__(self, message, *, path=None):
         self.path = path

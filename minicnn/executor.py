@@ -1,9 +1,10 @@
 """Runs a module's graph on one device: lowering, shape inference, allocation, forward and backward.
 
-An executor is built once per (module, device) and keeps one *plan* per input signature (shapes, dtypes).
-A plan is a flat list of steps (one per layer node) over numbered values; buffers for every intermediate
-value, gradient and kernel workspace are allocated once and reused, so memory does not grow from call to
-call. Outputs and returned gradients are fresh arrays, so a caller never sees them overwritten.
+An executor is built once per (module, device) and keeps one *plan* per input signature (shapes,
+dtypes). A plan is a flat list of steps (one per layer node) over numbered values; buffers for every
+intermediate value, gradient and kernel workspace are allocated once and reused, so memory does not
+grow from call to call. Outputs and returned gradients are fresh arrays, so a caller never sees them
+overwritten.
 """
 
 from collections import OrderedDict
@@ -102,13 +103,15 @@ class Plan:
             if check_finite:
                 for y in ys:
                     if not self.dev.all_finite(y):
-                        raise NonFiniteError(f"node '{step.name}' ({step.layer.type_name}) produced "
-                                             f"NaN or Inf", node=step.name)
+                        raise NonFiniteError(
+                            f"node '{step.name}' ({step.layer.type_name}) produced NaN or Inf",
+                            node=step.name)
         self.values = values
         return [values[v] for v in self.out_values]
 
     def requires_grad(self, input_grad):
-        """Which values need a gradient: downstream of a wanted input or of a trainable parameter."""
+        """Which values need a gradient: downstream of a wanted input or of a trainable
+        parameter."""
         if input_grad not in self._requires:
             req = [False] * len(self.shapes)
             if input_grad:
@@ -256,7 +259,8 @@ class Executor:
             arrays.append(self.dev.asarray(x))
         float_dtypes = {a.dtype for a, k in zip(arrays, kinds, strict=False) if k == "float"}
         if len(float_dtypes) > 1:
-            raise InputError(f"{self._describe_root()}: inputs mix dtypes {sorted(map(str, float_dtypes))}")
+            mixed = sorted(map(str, float_dtypes))
+            raise InputError(f"{self._describe_root()}: inputs mix dtypes {mixed}")
         return arrays
 
     def _plan_for(self, arrays):
@@ -322,8 +326,9 @@ class Executor:
                 prepared.append(float(g))
                 continue
             if tuple(g.shape) != shape:
-                raise ShapeError(f"{self._describe_root()}.backward: gradient {i} has the wrong shape",
-                                 expected=shape, received=tuple(g.shape))
+                raise ShapeError(
+                    f"{self._describe_root()}.backward: gradient {i} has the wrong shape",
+                    expected=shape, received=tuple(g.shape))
             prepared.append(self.dev.asarray(g))
         return plan.backward(prepared, input_grad)
 

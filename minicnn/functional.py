@@ -1,10 +1,12 @@
 """numpy in, numpy out: one-shot forms of every layer, like ``torch.nn.functional``.
 
-``F.conv2d(x, w, b, stride=1, padding=0, dilation=1, groups=1)``, ``F.relu(x)``, ``F.max_pool2d(x, 2)``...
-Each builds the layer with the given parameters and runs it once; for repeated use build the layer.
-The names are defined next to their layers (each family lists them in ``FUNCTIONAL``) and gathered here.
+``F.conv2d(x, w, b, stride=1, padding=0, dilation=1, groups=1)``, ``F.relu(x)``, ``F.max_pool2d(x,
+2)``... Each builds the layer with the given parameters and runs it once; for repeated use build the
+layer. The names are defined next to their layers (each family lists them in ``FUNCTIONAL``) and
+gathered here.
 """
 
+from . import losses
 from .layers import (
     activation,
     conv,
@@ -17,7 +19,6 @@ from .layers import (
     shape,
     softmax,
 )
-from . import losses
 
 _FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pool, norm, dropout, softmax,
              losses]

@@ -1,8 +1,8 @@
 """Containers: Model (a DAG described with symbols, Keras-style) and Sequential (a stack).
 
-Both are modules: they can be called on arrays, on symbols, and nested inside each other. Parameter names
-come from the container tree (``features.3.weight``), node names from the same tree, so taps, state dicts
-and summaries agree.
+Both are modules: they can be called on arrays, on symbols, and nested inside each other. Parameter
+names come from the container tree (``features.3.weight``), node names from the same tree, so taps,
+state dicts and summaries agree.
 """
 
 from collections import OrderedDict
@@ -46,7 +46,8 @@ class Model(Module):
                 return
             node = symbol.node
             if node is None:
-                raise ValueError("an output depends on an Input that is not among the model's inputs")
+                raise ValueError("an output depends on an Input that is not among the model's "
+                                 "inputs")
             if state.get(id(node)) == "done":
                 return
             state[id(node)] = "done"
@@ -121,7 +122,8 @@ class Model(Module):
 
 
 class Sequential(Module):
-    """A stack of modules, each feeding the next: ``Sequential(a, b, c)`` or ``Sequential(OrderedDict)``.
+    """A stack of modules, each feeding the next: ``Sequential(a, b, c)`` or
+    ``Sequential(OrderedDict)``.
 
     Children are named "0", "1", ... (or by the dict's keys), so parameter names match PyTorch's.
     """

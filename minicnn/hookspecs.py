@@ -1,7 +1,8 @@
 """The plugin contract: every hook a plugin (built-in or third-party) may implement.
 
-minicnn follows pytest's way: the built-in layers, kernels and losses register through exactly these hooks,
-from a list of module names in :mod:`minicnn.registry`. A third-party package registers a module or object
+minicnn follows pytest's way: the built-in layers, kernels and losses register through exactly these
+hooks, from a list of module names in :mod:`minicnn.registry`. A third-party package registers a
+module or object
 in the entry-point group ``minicnn``::
 
     # pyproject.toml of the plugin
@@ -16,11 +17,11 @@ and implements any of the hooks below with the ``minicnn.hookimpl`` marker::
     def minicnn_layers():
         return [Swish]
 
-Every hook takes no arguments and *returns what it registers*; the registry collects the results plugin by
-plugin, so it can say which plugin registered what. Registering a name that another plugin already holds
-is a :class:`minicnn.PluginError` naming both plugins, unless the registration says ``override=True``
-(kernels only). A hook that raises is a ``PluginError`` naming the plugin and the hook, and nothing that
-plugin registered stays in the registry.
+Every hook takes no arguments and *returns what it registers*; the registry collects the results
+plugin by plugin, so it can say which plugin registered what. Registering a name that another plugin
+already holds is a :class:`minicnn.PluginError` naming both plugins, unless the registration says
+``override=True`` (kernels only). A hook that raises is a ``PluginError`` naming the plugin and the
+hook, and nothing that plugin registered stays in the registry.
 """
 
 import pluggy
@@ -32,9 +33,10 @@ hookspec = pluggy.HookspecMarker("minicnn")
 def minicnn_layers():
     """Layer classes this plugin provides.
 
-    :return: a list of :class:`minicnn.Layer` subclasses. Each is known by its ``type_name`` (the class
-        name by default), which must be unique across plugins: it is the name saved in model files and the
-        name kernels are looked up by.
+    :return: a list of :class:`minicnn.Layer` subclasses. Each is known by its ``type_name`` (the
+    class
+        name by default), which must be unique across plugins: it is the name saved in model files
+        and the name kernels are looked up by.
     """
 
 
@@ -42,10 +44,12 @@ def minicnn_layers():
 def minicnn_kernels():
     """Kernels (forward and backward code for one layer type on one device) this plugin provides.
 
-    :return: a list of :class:`minicnn.Kernel` instances (or subclasses, which are instantiated). A kernel
-        names its layer type (``layer = "Conv2d"``) and device (``device = "cpu"`` or ``"cuda"``); one
-        (layer, device) pair has one kernel. A plugin may add a kernel for another plugin's layer (a GPU
-        kernel for a CPU-only layer, say) or replace one by setting ``override = True`` on its kernel.
+    :return: a list of :class:`minicnn.Kernel` instances (or subclasses, which are instantiated). A
+    kernel
+        names its layer type (``layer = "Conv2d"``) and device (``device = "cpu"`` or ``"cuda"``);
+        one (layer, device) pair has one kernel. A plugin may add a kernel for another plugin's
+        layer (a GPU kernel for a CPU-only layer, say) or replace one by setting ``override = True``
+        on its kernel.
     """
 
 
@@ -53,7 +57,8 @@ def minicnn_kernels():
 def minicnn_losses():
     """Loss layers this plugin provides.
 
-    :return: a list of :class:`minicnn.Loss` subclasses. Losses are layers too (their kernels are looked up
+    :return: a list of :class:`minicnn.Loss` subclasses. Losses are layers too (their kernels are
+    looked up
         the same way); this hook also lists them by name for the trainer and the command line.
     """
 
@@ -71,7 +76,8 @@ def minicnn_models():
 def minicnn_datasets():
     """Datasets this plugin provides.
 
-    :return: a dict mapping a dataset name (``"shapes"``) to a callable that returns the dataset; its
+    :return: a dict mapping a dataset name (``"shapes"``) to a callable that returns the dataset;
+    its
         keyword arguments (``root``, ``train``, ``seed``...) are passed through.
     """
 
@@ -80,7 +86,8 @@ def minicnn_datasets():
 def minicnn_commands():
     """Subcommands of the ``minicnn`` command line.
 
-    :return: a list of :class:`minicnn.Command`: a name, a one-line help, a function that adds arguments
-        to an ``argparse`` parser and a function that runs with the parsed arguments and returns an exit
-        code.
+    :return: a list of :class:`minicnn.Command`: a name, a one-line help, a function that adds
+    arguments
+        to an ``argparse`` parser and a function that runs with the parsed arguments and returns an
+        exit code.
     """

@@ -1,15 +1,15 @@
 """How minicnn compiles CPU kernels, and the BLAS threading rule they rely on.
 
-* ``cpu_kernel`` is ``numba.njit`` with an on-disk cache (a second process loads compiled kernels in a
-  fraction of a second) and ``fastmath={"reassoc", "contract"}``: vectorised reductions, but NaN and Inf
-  still behave (full ``fastmath=True`` would break NaN checks).
-* numba's cache key ignores compile options: if you change ``parallel`` or ``fastmath`` for a kernel,
-  also touch its source (or clear ``__pycache__``), or the old machine code is silently reused. For the
-  same reason never wrap one Python function twice with different options.
-* Kernels split the batch over numba's threads and call ``np.dot`` (SciPy's BLAS) inside. That BLAS must
-  run single-threaded there, or the two thread pools fight (5 to 300x slow-downs were measured).
-  ``limit_blas_threads`` pins SciPy's BLAS to one thread; numpy's own BLAS is left alone when it is a
-  separate library, as it is in the PyPI wheels.
+* ``cpu_kernel`` is ``numba.njit`` with an on-disk cache (a second process loads compiled kernels
+  in a fraction of a second) and ``fastmath={"reassoc", "contract"}``: vectorised reductions, but
+  NaN and Inf still behave (full ``fastmath=True`` would break NaN checks).
+* numba's cache key ignores compile options: if you change ``parallel`` or ``fastmath`` for a
+  kernel, also touch its source (or clear ``__pycache__``), or the old machine code is silently
+  reused. For the same reason never wrap one Python function twice with different options.
+* Kernels split the batch over numba's threads and call ``np.dot`` (SciPy's BLAS) inside. That BLAS
+  must run single-threaded there, or the two thread pools fight (5 to 300x slow-downs were
+  measured). ``limit_blas_threads`` pins SciPy's BLAS to one thread; numpy's own BLAS is left alone
+  when it is a separate library, as it is in the PyPI wheels.
 """
 
 import os
@@ -21,7 +21,8 @@ FASTMATH = frozenset({"reassoc", "contract"})
 
 
 def cpu_kernel(fn=None, *, parallel=True):
-    """Compile a CPU kernel: ``@cpu_kernel`` (parallel, for prange) or ``@cpu_kernel(parallel=False)``."""
+    """Compile a CPU kernel: ``@cpu_kernel`` (parallel, for prange) or
+    ``@cpu_kernel(parallel=False)``."""
     def wrap(f):
         return numba.njit(cache=True, parallel=parallel, fastmath=set(FASTMATH), nogil=True)(f)
     return wrap(fn) if fn is not None else wrap

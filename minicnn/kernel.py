@@ -1,9 +1,10 @@
 """The kernel contract: the code that runs one layer type on one device.
 
-A kernel never allocates its outputs: the executor hands it arrays to overwrite. ``forward`` writes every
-``ys[i]``; ``backward`` writes every ``gxs[i]`` that is not ``None`` and every parameter gradient in
-``grads`` that is not ``None`` (a frozen parameter's gradient, or an input gradient nobody needs, is passed
-as ``None`` and must not be computed). Kernels overwrite; the executor sums where a value feeds several nodes.
+A kernel never allocates its outputs: the executor hands it arrays to overwrite. ``forward`` writes
+every ``ys[i]``; ``backward`` writes every ``gxs[i]`` that is not ``None`` and every parameter
+gradient in ``grads`` that is not ``None`` (a frozen parameter's gradient, or an input gradient
+nobody needs, is passed as ``None`` and must not be computed). Kernels overwrite; the executor sums
+where a value feeds several nodes.
 
 Scratch and saved state (a dropout mask, pooling arg-max indices, batch statistics) are declared by
 ``workspace`` and allocated by the executor on the kernel's device, once per input shape.
@@ -11,11 +12,12 @@ Scratch and saved state (a dropout mask, pooling arg-max indices, batch statisti
 
 
 class Kernel:
-    """Base class of all kernels. Subclasses set ``layer`` and ``device`` and implement the methods."""
+    """Base class of all kernels. Subclasses set ``layer`` and ``device`` and implement the
+    methods."""
 
     layer: str = ""          # the layer's type_name
     device: str = "cpu"      # "cpu" or "cuda"
-    override: bool = False   # replace a kernel another plugin registered for the same (layer, device)
+    override: bool = False   # replace another plugin's kernel for the same (layer, device)
 
     def workspace(self, layer, in_shapes, out_shapes, dtype):
         """Arrays this kernel needs besides inputs and outputs: ``{name: (shape, dtype)}``."""
@@ -26,9 +28,11 @@ class Kernel:
         raise NotImplementedError
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
-        """Given output gradients ``gys``, write input gradients ``gxs`` and parameter gradients ``grads``.
+        """Given output gradients ``gys``, write input gradients ``gxs`` and parameter gradients
+        ``grads``.
 
-        ``grads`` maps each parameter name of the layer to its gradient array, or ``None`` when frozen.
+        ``grads`` maps each parameter name of the layer to its gradient array, or ``None`` when
+        frozen.
         """
         raise NotImplementedError
 

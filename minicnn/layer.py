@@ -2,7 +2,7 @@
 
 The contract, Caffe's split in Python:
 
-* ``__init__`` validates hyper-parameters and creates parameters (PyTorch's argument names and defaults);
+* ``__init__`` validates hyper-parameters and creates parameters (PyTorch's names and defaults);
 * ``infer_shapes(in_shapes)`` is pure: full shapes (batch axis first) in, output shapes out, or a
   :class:`ShapeError` with what was expected and what came;
 * the arithmetic lives in kernels (:class:`minicnn.Kernel`), looked up per device in the registry.
@@ -95,7 +95,8 @@ class Module:
             cls.__init__ = _recording_config(cls.__init__)
 
     def config(self):
-        """The constructor arguments this module was built with (Keras' get_config), for model files."""
+        """The constructor arguments this module was built with (Keras' get_config), for model
+        files."""
         return dict(self.__dict__.get("_config", {}))
 
     # -- the module tree ------------------------------------------------------------------------
@@ -116,7 +117,8 @@ class Module:
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def named_parameters(self, prefix=""):
-        """(dotted name, Param) for every parameter once, PyTorch-style names ("features.3.weight")."""
+        """(dotted name, Param) for every parameter once, PyTorch-style names
+        ("features.3.weight")."""
         seen = set()
         for mod_name, module in self.named_modules(prefix):
             for name, param in module._own_params().items():
@@ -146,8 +148,8 @@ class Module:
     def load_state_dict(self, state, strict=True):
         """Copy arrays into parameters and buffers by name.
 
-        Returns ``(missing, unexpected)`` key lists; with ``strict`` either being non-empty is a KeyError.
-        A shape mismatch is always a ValueError naming the key.
+        Returns ``(missing, unexpected)`` key lists; with ``strict`` either being non-empty is a
+        KeyError. A shape mismatch is always a ValueError naming the key.
         """
         from .device import copy_into
         targets = OrderedDict(self.named_parameters())
@@ -200,7 +202,8 @@ class Module:
             raise KeyError(f"no parameter name starts with any of {list(prefixes)}")
 
     def zero_grad(self):
-        """Drop every gradient (backward overwrites gradients, so this is needed only to free memory)."""
+        """Drop every gradient (backward overwrites gradients, so this is needed only to free
+        memory)."""
         for param in self.parameters():
             param.grad = None
 
@@ -283,10 +286,12 @@ class Module:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def backward(self, grad_output=None, input_grad=True):
-        """Back-propagate from the last call: fill every trainable Param.grad, return input gradients.
+        """Back-propagate from the last call: fill every trainable Param.grad, return input
+        gradients.
 
         ``grad_output`` is the gradient of the output (a list for several outputs). With
-        ``input_grad=False`` the gradient with respect to the inputs is not computed and None is returned.
+        ``input_grad=False`` the gradient with respect to the inputs is not computed and None is
+        returned.
         """
         grads = self._get_executor().backward(grad_output, input_grad=input_grad)
         if grads is None:
@@ -322,10 +327,11 @@ class Module:
 
 
 class Layer(Module):
-    """A leaf of the graph: hyper-parameters, parameters, buffers, and kernels found by type name."""
+    """A leaf of the graph: hyper-parameters, parameters, buffers, and kernels found by type
+    name."""
 
     num_outputs = 1
-    differentiable_inputs = None   # None: every float input gets a gradient; else one bool per input
+    differentiable_inputs = None   # None: every float input gets a gradient; else a bool per input
 
     def __init__(self):
         super().__init__()

@@ -4,6 +4,7 @@ Built-in classes are listed here; a layer a plugin registered is found through t
 (``nn.Swish`` once the plugin is installed).
 """
 
+from . import losses
 from .graph import Model, Sequential
 from .layer import Layer, Loss, Module, Param
 from .layers import (
@@ -18,7 +19,6 @@ from .layers import (
     shape,
     softmax,
 )
-from . import losses
 
 _FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pool, norm, dropout, softmax,
              losses]

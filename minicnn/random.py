@@ -1,8 +1,8 @@
 """minicnn's random numbers: one seedable generator for weight initialisation and dropout masks.
 
 ``minicnn.manual_seed(s)`` makes everything created or drawn afterwards reproducible, as
-``torch.manual_seed`` does. Layers that draw during training (Dropout) take their own generator from this
-one when they are built, so that two models never share a random stream by accident.
+``torch.manual_seed`` does. Layers that draw during training (Dropout) take their own generator from
+this one when they are built, so that two models never share a random stream by accident.
 """
 
 import contextlib

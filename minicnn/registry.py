@@ -1,8 +1,9 @@
 """The plugin registry: a pluggy PluginManager plus the tables of what plugins registered.
 
 Built-in layers, kernels and losses are plugins like any other, registered from ``BUILTIN_PLUGINS``;
-third-party plugins come from the entry-point group ``minicnn``. Set ``MINICNN_DISABLE_PLUGIN_AUTOLOAD=1``
-(or build a ``Registry(load_entry_points=False)``) to skip entry points, as tests do.
+third-party plugins come from the entry-point group ``minicnn``. Set
+``MINICNN_DISABLE_PLUGIN_AUTOLOAD=1`` (or build a ``Registry(load_entry_points=False)``) to skip
+entry points, as tests do.
 """
 
 import importlib
@@ -45,6 +46,7 @@ BUILTIN_PLUGINS = [
     "minicnn.data.plugin",
     "minicnn.zoo",
     "minicnn.commands.info",
+    "minicnn.commands.train",
 ]
 
 # hook name -> table it fills
@@ -53,7 +55,8 @@ _TABLE_HOOKS = ("minicnn_layers", "minicnn_kernels", "minicnn_losses", "minicnn_
 
 
 class Registry:
-    """What every plugin registered: layers, kernels per device, losses, models, datasets, commands."""
+    """What every plugin registered: layers, kernels per device, losses, models, datasets,
+    commands."""
 
     def __init__(self, *, builtins=True, load_entry_points=None):
         self.pm = pluggy.PluginManager(PROJECT)
@@ -76,7 +79,8 @@ class Registry:
     # -- registration ---------------------------------------------------------------------------
 
     def load_entry_points(self, group=PROJECT):
-        """Register every plugin installed under the entry-point group; a broken one is a PluginError."""
+        """Register every plugin installed under the entry-point group; a broken one is a
+        PluginError."""
         for ep in entry_points(group=group):
             if self.pm.get_plugin(ep.name) is not None:
                 continue

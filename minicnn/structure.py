@@ -1,5 +1,6 @@
-"""A version number for the shape of module trees: any container edit or device/dtype move bumps it, and
-executors rebuild their plans when it changed (cheaper and safer than tracking which tree changed)."""
+"""A version number for the shape of module trees: any container edit or device/dtype move bumps it,
+and executors rebuild their plans when it changed (cheaper and safer than tracking which tree
+changed)."""
 
 _version = 0
 

@@ -1,4 +1,5 @@
-"""``model.summary()``: one row per node with output shapes, parameters, FLOPs; totals and device."""
+"""``model.summary()``: one row per node with output shapes, parameters, FLOPs; totals and
+device."""
 
 import numpy as np
 
@@ -47,8 +48,9 @@ def _si(n):
 
 
 def summarize(module, input_shape=None):
-    """Build the plan for ``input_shape`` (per sample, or full with batch; a list for several inputs)
-    without running it, and describe every node. Without ``input_shape`` the last call's is used."""
+    """Build the plan for ``input_shape`` (per sample, or full with batch; a list for several
+    inputs) without running it, and describe every node. Without ``input_shape`` the last call's is
+    used."""
     executor = module._get_executor()
     if input_shape is None:
         if hasattr(module, "inputs") and all(None not in s.shape for s in module.inputs):

@@ -1,21 +1,22 @@
 """Symbolic values for the functional (Keras-style) form: ``x = Input(shape); y = layer(x)``.
 
 A :class:`Symbol` stands for an array that does not exist yet; calling a layer on symbols records a
-:class:`Node` and returns the node's output symbols. :class:`minicnn.Model` collects the nodes between its
-inputs and outputs into a graph.
+:class:`Node` and returns the node's output symbols. :class:`minicnn.Model` collects the nodes
+between its inputs and outputs into a graph.
 """
 
 from .errors import ShapeError
 
 _SYMBOLIC_BATCH = 1   # batch size used to check shapes while a graph is being described
-# Sizes tried for axes left free (None) in an Input: an axis whose inferred size differs between the two
-# probes is free in the output too. Large, so that no kernel or window is bigger than a probe.
+# Sizes tried for axes left free (None) in an Input: an axis whose inferred size differs between the
+# two probes is free in the output too. Large, so that no kernel or window is bigger than a probe.
 _PROBES = (509, 1021)
 
 
 class Symbol:
     """One output of a node (or a model input). ``shape`` is per sample, without the batch axis; an
-    axis may be None (free, known only when data comes), and the whole shape None when not inferable."""
+    axis may be None (free, known only when data comes), and the whole shape None when not
+    inferable."""
 
     def __init__(self, node, index, shape, kind="float"):
         self.node = node      # producing Node, or None for an Input
@@ -32,8 +33,8 @@ class Symbol:
 def Input(shape, kind="float"):  # noqa: N802 - a constructor in the user's eyes, as in Keras
     """A model input of per-sample ``shape`` (C, H, W for images; the batch axis is left out).
 
-    An axis given as None is free: ``Input((3, None, None))`` takes images of any size, and shape checks
-    that depend on it happen when data comes.
+    An axis given as None is free: ``Input((3, None, None))`` takes images of any size, and shape
+    checks that depend on it happen when data comes.
     """
     if any(s is not None and ((not isinstance(s, int)) or s <= 0) for s in shape):
         raise ValueError(f"Input shape must be positive integers or None (without the batch axis), "
@@ -42,7 +43,8 @@ def Input(shape, kind="float"):  # noqa: N802 - a constructor in the user's eyes
 
 
 class Node:
-    """A layer (or a whole model) applied to input symbols; ``name`` is assigned by the Model if None."""
+    """A layer (or a whole model) applied to input symbols; ``name`` is assigned by the Model if
+    None."""
 
     def __init__(self, module, inputs, name=None):
         self.module = module
@@ -71,7 +73,8 @@ def _infer(module, shapes):
         return [tuple(o[1:]) for o in full]
     probed = []
     for probe in _PROBES:
-        concrete = [(_SYMBOLIC_BATCH,) + tuple(probe if d is None else d for d in s) for s in shapes]
+        concrete = [(_SYMBOLIC_BATCH,) + tuple(probe if d is None else d for d in s)
+                    for s in shapes]
         try:
             probed.append([tuple(o[1:]) for o in module.infer_shapes(concrete)])
         except ShapeError:

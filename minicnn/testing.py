@@ -45,24 +45,27 @@ def _float64_copy(module, inputs):
 
 
 def check_forward(module, inputs, reference, atol=1e-5, rtol=1e-4):
-    """Compare the module's outputs with ``reference(module, inputs) -> list of arrays`` (float64)."""
+    """Compare the module's outputs with ``reference(module, inputs) -> list of arrays``
+    (float64)."""
     outputs = _run_forward(module, inputs)
     expected = reference(module, [np.asarray(x) for x in inputs])
     if not isinstance(expected, (list, tuple)):
         expected = [expected]
     assert len(outputs) == len(expected), f"{len(outputs)} outputs, reference gave {len(expected)}"
     for k, (got, want) in enumerate(zip(outputs, expected, strict=True)):
-        _assert_close(f"{module.type_name} output {k}", got, np.asarray(want, np.float64), atol, rtol)
+        _assert_close(f"{module.type_name} output {k}", got, np.asarray(want, np.float64), atol,
+                      rtol)
 
 
 def gradcheck(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0, input_grad=True,
               max_elements=None):
-    """Central differences in float64 against backward, for every float input and trainable parameter.
+    """Central differences in float64 against backward, for every float input and trainable
+    parameter.
 
     The module is copied and cast to float64 (the original is untouched). The scalar checked is
-    ``sum_k <r_k, y_k>`` with fixed random projections ``r_k`` of the outputs. Layers that draw random
-    numbers (dropout) get the same draws in every evaluation. ``max_elements`` checks only that many
-    elements of each tensor, spread evenly (the default checks all).
+    ``sum_k <r_k, y_k>`` with fixed random projections ``r_k`` of the outputs. Layers that draw
+    random numbers (dropout) get the same draws in every evaluation. ``max_elements`` checks only
+    that many elements of each tensor, spread evenly (the default checks all).
     """
     model, arrays = _float64_copy(module, inputs)
     rngs = {id(m): copy.deepcopy(m.rng) for m in _layers_with_rng(model)}

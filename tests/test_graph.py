@@ -55,8 +55,8 @@ def test_taps_and_sub_models_share_layers():
     x = testing.tie_free((2, 4), seed=4)
     model(x)
     tap = model.activation("act1")
-    np.testing.assert_allclose(tap, np.tanh(x @ model["fc1"].weight.data.T + model["fc1"].bias.data),
-                               rtol=1e-5)
+    fc1 = model["fc1"]
+    np.testing.assert_allclose(tap, np.tanh(x @ fc1.weight.data.T + fc1.bias.data), rtol=1e-5)
     features = Model(model.inputs, model.node("act1"))
     np.testing.assert_array_equal(features(x), tap)
     with pytest.raises(KeyError, match="no node named 'nope'"):

@@ -1,4 +1,5 @@
-"""The plugin registry: built-ins through hooks, duplicates, broken plugins, entry points, the CLI."""
+"""The plugin registry: built-ins through hooks, duplicates, broken plugins, entry points, the
+CLI."""
 
 import sys
 import textwrap

@@ -1,8 +1,8 @@
 """CPU kernels of the element-wise activations.
 
-One parallel loop per direction, with the activation chosen by an op code: the layers are memory-bound, so
-the branch costs nothing measurable, and it keeps the number of compiled kernels (and JIT time) small.
-Arrays are treated as flat (the executor hands over contiguous buffers).
+One parallel loop per direction, with the activation chosen by an op code: the layers are
+memory-bound, so the branch costs nothing measurable, and it keeps the number of compiled kernels
+(and JIT time) small. Arrays are treated as flat (the executor hands over contiguous buffers).
 """
 
 import math

@@ -10,7 +10,8 @@ from .checks import positive_int
 
 
 class Linear(Layer):
-    """Fully connected layer, PyTorch's ``nn.Linear``: weight (out_features, in_features), bias (out,).
+    """Fully connected layer, PyTorch's ``nn.Linear``: weight (out_features, in_features), bias
+    (out,).
 
     Weights and bias start as U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
     """

@@ -1,4 +1,5 @@
-"""CPU kernel of Linear: three matrix products through numpy's BLAS (the fastest route for a GEMM)."""
+"""CPU kernel of Linear: three matrix products through numpy's BLAS (the fastest route for a
+GEMM)."""
 
 import numpy as np
 

@@ -47,7 +47,8 @@ class Concat(Layer):
         total = 0
         for shape in in_shapes:
             shape = tuple(shape)
-            if len(shape) != rank or shape[:axis] + shape[axis + 1:] != first[:axis] + first[axis + 1:]:
+            others = shape[:axis] + shape[axis + 1:]
+            if len(shape) != rank or others != first[:axis] + first[axis + 1:]:
                 raise ShapeError(f"inputs of Concat must match on every axis but {axis}",
                                  expected=first, received=shape)
             total += shape[axis]

@@ -1,4 +1,5 @@
-"""CPU kernels of Add and Concat: plain numpy copies and sums (memory-bound, numpy is at memory speed)."""
+"""CPU kernels of Add and Concat: plain numpy copies and sums (memory-bound, numpy is at memory
+speed)."""
 
 import numpy as np
 
