@@ -4,7 +4,7 @@ Numba CPU kernels and numba.cuda GPU kernels behind one graph executor; layers, 
 commands come from pluggy plugins, built-in ones included.
 """
 
-from . import functional, nn  # noqa: E402  (after the core names they use)
+from . import data, functional, io, nn, optim, testing, zoo
 from .command import Command
 from .device import to_numpy
 from .errors import (
@@ -22,13 +22,16 @@ from .kernel import Kernel
 from .layer import Layer, Loss, Module, Param
 from .random import manual_seed
 from .registry import get_registry, hookimpl
+from .data.errors import DataFormatError, DatasetNotFoundError
+from .io import load, save
 from .symbolic import Input
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Command", "ConfigError", "Input", "InputError", "Kernel", "KernelMissingError", "Layer",
-    "Loss", "MinicnnError", "Model", "ModelFormatError", "Module", "NonFiniteError", "Param",
-    "PluginError", "Sequential",
-    "ShapeError", "functional", "get_registry", "hookimpl", "manual_seed", "nn", "to_numpy",
+    "Command", "ConfigError", "DataFormatError", "DatasetNotFoundError", "Input", "InputError",
+    "Kernel", "KernelMissingError", "Layer", "Loss", "MinicnnError", "Model", "ModelFormatError",
+    "Module", "NonFiniteError", "Param", "PluginError", "Sequential", "ShapeError", "data",
+    "functional", "get_registry", "hookimpl", "io", "load", "manual_seed", "nn", "optim", "save",
+    "testing", "to_numpy", "zoo",
 ]

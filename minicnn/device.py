@@ -20,7 +20,7 @@ class CPUDevice:
         """A contiguous array on this device (a copy only when needed)."""
         if hasattr(array, "copy_to_host"):
             return array.copy_to_host()
-        return np.ascontiguousarray(array)
+        return np.asarray(array, order="C")
 
     def add_into(self, dst, src):
         np.add(dst, src, out=dst)

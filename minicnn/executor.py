@@ -73,6 +73,8 @@ class Plan:
         self.in_values, self.out_values = in_values, out_values
         self.dtype, self.dev = dtype, dev
         self.by_name = {step.name: step for step in self.steps}
+        self.consumed = {v for step in self.steps for v in step.ins}
+        self.in_set = set(in_values)
         fresh = set(in_values) | set(out_values)
         self.buffers = {v: dev.empty(self.shapes[v], dtype) for v in range(len(self.shapes))
                         if v not in fresh}
@@ -99,7 +101,10 @@ class Plan:
                 values[v] = self.dev.empty(self.shapes[v], self.dtype)
         for step in self.steps:
             ys = [values[v] for v in step.outs]
-            step.kernel.forward(step.layer, [values[v] for v in step.ins], ys, step.ws)
+            try:
+                step.kernel.forward(step.layer, [values[v] for v in step.ins], ys, step.ws)
+            except (InputError, ShapeError) as err:
+                raise _at_node(err, step) from None
             if check_finite:
                 for y in ys:
                     if not self.dev.all_finite(y):
@@ -130,44 +135,50 @@ class Plan:
             raise RuntimeError("backward() called before any forward pass")
         dev, values = self.dev, self.values
         req = self.requires_grad(input_grad)
-        written = set()
+        grad = {}   # value -> its gradient array in this pass (present once written)
         for v, g in zip(self.out_values, grad_outputs, strict=True):
             if g is None or not req[v]:
                 continue
-            buf = self._grad_buffer(v)
-            if isinstance(g, float):
-                dev.fill(buf, g)
+            if isinstance(g, float) or v in self.consumed or g.dtype != self.dtype:
+                buf = grad[v] = self._grad_buffer(v)
+                if isinstance(g, float):
+                    dev.fill(buf, g)
+                else:
+                    dev.assign(buf, g)
             else:
-                dev.assign(buf, g)
-            written.add(v)
+                grad[v] = g     # used read-only: kernels never write their gys
         done_layers = set()
         for index in range(len(self.steps) - 1, -1, -1):
             step = self.steps[index]
             if not any(req[v] for v in step.outs):
                 continue
-            gys = [self._grad_buffer(v) if v in written else self._zero_grad(v) for v in step.outs]
+            gys = [grad[v] if v in grad else self._zero_grad(v) for v in step.outs]
             diff = step.layer.differentiable_inputs
             gxs, pending = [], []
             for slot, v in enumerate(step.ins):
                 if not req[v] or (diff is not None and not diff[slot]) or self.kinds[v] != "float":
                     gxs.append(None)
-                elif v in written:
+                elif v in grad:          # a second consumer: write aside, add afterwards
                     buf = self._scratch((index, slot), v)
                     gxs.append(buf)
                     pending.append((v, buf))
-                else:
-                    gxs.append(self._grad_buffer(v))
-                    written.add(v)
+                else:                    # model inputs get fresh arrays: they are returned
+                    grad[v] = dev.empty(self.shapes[v], self.dtype) if v in self.in_set \
+                        else self._grad_buffer(v)
+                    gxs.append(grad[v])
             grads, param_pending = self._param_grads(step.layer, done_layers)
-            step.kernel.backward(step.layer, [values[v] for v in step.ins],
-                                 [values[v] for v in step.outs], gys, gxs, step.ws, grads)
+            try:
+                step.kernel.backward(step.layer, [values[v] for v in step.ins],
+                                     [values[v] for v in step.outs], gys, gxs, step.ws, grads)
+            except (InputError, ShapeError) as err:
+                raise _at_node(err, step) from None
             for v, buf in pending:
-                dev.add_into(self.grad_buffers[v], buf)
+                dev.add_into(grad[v], buf)
             for param, buf in param_pending:
                 dev.add_into(param.grad, buf)
         if not input_grad:
             return None
-        return [dev.copy(self.grad_buffers[v]) if v in written else None for v in self.in_values]
+        return [grad.get(v) for v in self.in_values]
 
     def _param_grads(self, layer, done_layers):
         grads, pending = {}, []
@@ -349,3 +360,10 @@ class Executor:
         fakes = [np.empty(s, dtype if (kinds[i] if i < len(kinds) else kinds[-1]) == "float"
                           else np.int64) for i, s in enumerate(input_shapes)]
         return self._build(fakes, dtype, kinds)
+
+
+def _at_node(err, step):
+    """The same error with the node named (errors raised inside kernels do not know it)."""
+    if isinstance(err, ShapeError):
+        return err if err.node is not None else err.at_node(step.name, step.layer.type_name)
+    return type(err)(f"node '{step.name}' ({step.layer.type_name}): {err}")

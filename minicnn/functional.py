@@ -15,13 +15,14 @@ from .layers import (
     linear,
     merge,
     norm,
+    pad,
     pool,
     shape,
     softmax,
 )
 
-_FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pool, norm, dropout, softmax,
-             losses]
+_FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pad, pool, norm, dropout,
+             softmax, losses]
 
 __all__ = []
 for _family in _FAMILIES:

@@ -130,8 +130,13 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self):
-        """(dotted name, array) of non-trainable state such as batch norm's running statistics."""
+        """(dotted name, array) of non-trainable state such as batch norm's running statistics; a
+        module that appears twice is listed once, as for parameters."""
+        seen = set()
         for mod_name, module in self.named_modules():
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
             for name, buf in module._own_buffers().items():
                 yield (f"{mod_name}.{name}" if mod_name else name), buf
 
@@ -308,6 +313,17 @@ class Module:
             self._executor = Executor(self, self._device)
         return self._executor
 
+    def save_weights(self, path):
+        """Write the state dict to a safetensors file (atomically)."""
+        from .io import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path, strict=True):
+        """Load a state dict by name from a weights, model or checkpoint file; returns the report of
+        missing and unexpected keys (``strict=False`` for transfer learning)."""
+        from .io import load_weights
+        return load_weights(self, path, strict=strict)
+
     def summary(self, input_shape=None):
         """A table of nodes: output shapes, parameters (trainable / frozen), FLOPs, device."""
         from .summary import summarize
@@ -340,7 +356,7 @@ class Layer(Module):
 
     def add_param(self, name, data, requires_grad=True):
         """Declare a parameter (also reachable as ``self.<name>``)."""
-        param = Param(np.ascontiguousarray(data), requires_grad)
+        param = Param(np.asarray(data, order="C"), requires_grad)
         self._params[name] = param
         object.__setattr__(self, name, param)
         return param
@@ -348,7 +364,7 @@ class Layer(Module):
     def add_buffer(self, name, data):
         """Declare non-trainable state saved in the state dict (running statistics...)."""
         self._buffers[name] = None
-        object.__setattr__(self, name, np.ascontiguousarray(data))
+        object.__setattr__(self, name, np.asarray(data, order="C"))   # keeps 0-d arrays 0-d
 
     def _own_params(self):
         return self._params

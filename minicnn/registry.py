@@ -33,6 +33,8 @@ BUILTIN_PLUGINS = [
     "minicnn.layers.conv_cpu",
     "minicnn.layers.conv_transpose",
     "minicnn.layers.conv_transpose_cpu",
+    "minicnn.layers.pad",
+    "minicnn.layers.pad_cpu",
     "minicnn.layers.pool",
     "minicnn.layers.pool_cpu",
     "minicnn.layers.norm",

@@ -56,9 +56,7 @@ def load_datasets(args):
     if name == "mnist":
         try:
             full = data.MNIST(args.data_dir, split="train")
-        except data.DataFormatError as err:
-            if "not found" not in str(err).lower() and "missing" not in str(err).lower():
-                raise
+        except data.DatasetNotFoundError:
             full = data.MNIST(args.data_dir, split="test")
             print(f"minicnn: no MNIST training files in {args.data_dir}; splitting the test set "
                   f"({args.train_size} to train, the last {args.val_size} to validate)")
@@ -124,7 +122,7 @@ def _run_train(args):
                                    seed=args.seed)
     val_loader = data.DataLoader(val_set, batch_size=256)
     trainer.fit(train_loader, epochs=max(0, args.epochs - trainer.epoch), val_loader=val_loader)
-    minicnn.save(model, str(out / "model.safetensors"))
+    minicnn.save(model, str(out / "model.mcnn"))
     final = trainer.history[-1] if trainer.history else trainer.evaluate(val_loader)
     top1 = final.get("val_top1", final.get("top1"))
     print(f"{args.model} on {args.data}: validation accuracy {100 * top1:.2f}% "

@@ -1,0 +1,67 @@
+"""Adam and AdamW (PyTorch's formulas, bias correction, optional AMSGrad)."""
+
+from .optimizer import Optimizer, check_number
+
+
+class Adam(Optimizer):
+    """``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
+    maximize=False)``.
+
+    Per parameter at step ``t`` (counting from 1) with gradient ``g``::
+
+        g = g + weight_decay * p                        (Adam: L2 penalty in the gradient)
+        p = p * (1 - lr * weight_decay)                 (AdamW: decoupled decay, instead)
+        m = m + (1 - beta1) * (g - m)
+        v = beta2 * v + (1 - beta2) * g^2
+        v_max = max(v_max, v)                           (amsgrad; then v_max replaces v below)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        check_number("lr", group["lr"])
+        check_number("eps", group["eps"])
+        check_number("weight_decay", group["weight_decay"])
+        betas = tuple(group["betas"])
+        if len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas} (expected two values)")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        group["betas"] = betas
+
+    def _update(self, param, grad, group, state, ops):
+        amsgrad = group["amsgrad"]
+        if "step" not in state:
+            state["step"] = 0
+            state["exp_avg"] = ops.zeros_like(param.data)
+            state["exp_avg_sq"] = ops.zeros_like(param.data)
+        if amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = ops.zeros_like(param.data)
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        ops.adam_update(param.data, grad, state["exp_avg"], state["exp_avg_sq"],
+                        state.get("max_exp_avg_sq") if amsgrad else None, state["step"],
+                        group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                        self.decoupled, amsgrad, group["maximize"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p = p * (1 - lr * weight_decay)`` before the Adam step
+    (the decay is not part of the gradient, so it is not rescaled by the moments). Default
+    ``weight_decay=1e-2`` as in PyTorch."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)

@@ -1,0 +1,247 @@
+"""The Optimizer base class: parameter groups, per-parameter state, zero_grad, state dicts.
+
+PyTorch's API: ``Optimizer(params, defaults)`` where ``params`` is an iterable of
+:class:`minicnn.Param` or a list of dicts ``{"params": [...], "lr": ...}`` whose keys override
+``defaults``; ``param_groups`` is a list of such dicts (change ``group["lr"]`` to change the
+learning rate: schedules do); ``state`` maps each Param to its dict of buffers. A parameter that is
+frozen (``requires_grad=False``) or has no gradient is skipped by ``step()``.
+
+The array arithmetic is not here: ``backend_for(array)`` finds the module that implements it for
+the array's type (``numpy.ndarray`` -> :mod:`minicnn.optim.updates_cpu`; a device twin registers
+itself with ``register_backend``), so optimisers never test for devices themselves.
+"""
+
+import importlib
+import numbers
+
+import numpy as np
+
+from ..layer import Param
+
+# array type -> module implementing the updates (see updates_cpu for the contract)
+_BACKENDS = {np.ndarray: "minicnn.optim.updates_cpu"}
+_CUDA_BACKEND = "minicnn.optim.updates_cuda"
+_resolved = {}
+
+
+def register_backend(array_type, module_name):
+    """Route arrays of ``array_type`` (and subclasses) to the update module ``module_name``."""
+    _BACKENDS[array_type] = module_name
+    _resolved.clear()
+
+
+def backend_for(array):
+    """The update module for this array's type (imported on first use)."""
+    kind = type(array)
+    module = _resolved.get(kind)
+    if module is None:
+        name = next((_BACKENDS[c] for c in kind.__mro__ if c in _BACKENDS), None)
+        if name is None and hasattr(array, "__cuda_array_interface__"):
+            name = _CUDA_BACKEND
+        if name is None:
+            raise TypeError(f"optimizer: no update kernels for arrays of type {kind.__name__}")
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise RuntimeError(f"optimizer: the update kernels for {kind.__name__} arrays "
+                               f"({name}) are not available: {exc}") from exc
+        _resolved[kind] = module
+    return module
+
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class Optimizer:
+    """Base class: subclasses set defaults, validate them in ``_check_group`` and implement
+    ``_update(param, grad, group, state, ops)`` for one parameter (or override ``step``)."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}   # Param -> dict of state (arrays on the parameter's device, numbers)
+        self.param_groups = []
+        if isinstance(params, (Param, dict)):
+            raise TypeError(f"params should be an iterable of Params or of dicts, got a "
+                            f"{type(params).__name__}")
+        if hasattr(params, "named_parameters"):
+            raise TypeError("params should be an iterable of Params: pass model.parameters()")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a dict with key ``"params"``; missing options take the optimiser's defaults."""
+        if not isinstance(group, dict):
+            raise TypeError(f"a parameter group must be a dict, got {type(group).__name__}")
+        group = dict(group)
+        if "params" not in group:
+            raise ValueError("a parameter group needs a 'params' entry")
+        params = group["params"]
+        params = [params] if isinstance(params, Param) else list(params)
+        for p in params:
+            if not isinstance(p, Param):
+                raise TypeError(f"optimizer can only optimize minicnn.Param objects, got "
+                                f"{type(p).__name__}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("a parameter group contains the same parameter twice")
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in taken for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        group["params"] = params
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group):
+        """Validate one group's hyper-parameters (ValueError with PyTorch's wording)."""
+
+    # -- stepping ---------------------------------------------------------------------------------
+
+    def zero_grad(self, set_to_none=True):
+        """Drop the gradients (``set_to_none``) or fill them with zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    backend_for(p.grad).zero_(p.grad)
+
+    def step(self, closure=None):
+        """Update every trainable parameter that has a gradient; returns ``closure()`` if given."""
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if not p.requires_grad or p.grad is None:
+                    continue
+                if tuple(p.grad.shape) != tuple(p.data.shape):
+                    raise ValueError(f"{type(self).__name__}: gradient of shape "
+                                     f"{tuple(p.grad.shape)} for a parameter of shape "
+                                     f"{tuple(p.data.shape)}")
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {}
+                self._update(p, p.grad, group, state, backend_for(p.data))
+        return loss
+
+    def _update(self, param, grad, group, state, ops):
+        raise NotImplementedError
+
+    # -- state dicts ------------------------------------------------------------------------------
+
+    def _index(self):
+        index = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+        return index
+
+    def state_dict(self):
+        """``{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}``.
+
+        Parameters are referred to by their position across the groups (as PyTorch does); arrays
+        are host numpy copies and everything else is a plain number, bool, string, list or None, so
+        the dict can be stored as safetensors + JSON.
+        """
+        index = self._index()
+        groups = []
+        for group in self.param_groups:
+            packed = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()
+                      if k != "params"}
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(packed)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state and self.state[p]:
+                    state[index[id(p)]] = self._export_state(p, self.state[p])
+        return {"state": state, "param_groups": groups}
+
+    def _export_state(self, param, state):
+        out = {}
+        for key, value in state.items():
+            if value is None:
+                continue
+            if hasattr(value, "shape") and hasattr(value, "dtype") and value.ndim > 0:
+                out[key] = backend_for(value).to_host(value)
+            elif isinstance(value, (np.generic, np.ndarray)):
+                out[key] = value.item()
+            else:
+                out[key] = value
+        return out
+
+    def load_state_dict(self, state_dict):
+        """Restore what ``state_dict`` returned (index keys may be ints or their strings)."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)}, this optimizer has {len(self.param_groups)})")
+        by_index = {}
+        for group, saved in zip(self.param_groups, saved_groups, strict=True):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError("loaded state dict contains a parameter group that doesn't match "
+                                 f"the size of optimizer's group ({len(saved['params'])} vs "
+                                 f"{len(group['params'])} parameters)")
+            for i, p in zip(saved["params"], group["params"], strict=True):
+                by_index[int(i)] = p
+        state = {}
+        for key, saved in state_dict["state"].items():
+            param = by_index.get(int(key))
+            if param is None:
+                raise KeyError(f"loaded state refers to parameter {key}, which no group lists")
+            state[param] = self._import_state(param, saved)
+        self.state = state
+        for group, saved in zip(self.param_groups, saved_groups, strict=True):
+            for key, value in saved.items():
+                if key == "params":
+                    continue
+                if isinstance(group.get(key), tuple) and isinstance(value, (list, tuple)):
+                    value = tuple(value)
+                elif isinstance(value, np.ndarray) and value.ndim == 0:
+                    value = value.item()
+                group[key] = value
+
+    def _import_state(self, param, saved):
+        out = {}
+        ops = backend_for(param.data)
+        for key, value in saved.items():
+            if isinstance(value, np.ndarray) and value.ndim > 0:
+                out[key] = ops.from_host(value, param.data)
+            elif isinstance(value, (np.generic, np.ndarray)):
+                out[key] = value.item()
+            else:
+                out[key] = value
+        return out
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def check_number(name, value, minimum=0.0, maximum=None, strict_max=False):
+    """ValueError in PyTorch's words ("Invalid learning rate: -1") unless min <= value (<= max)."""
+    label = {"lr": "learning rate", "eps": "epsilon value", "weight_decay": "weight_decay value",
+             "momentum": "momentum value"}.get(name, name)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= minimum \
+            or (maximum is not None and not (value < maximum if strict_max else value <= maximum)):
+        raise ValueError(f"Invalid {label}: {value}")
