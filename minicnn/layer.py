@@ -197,8 +197,7 @@ class Module:
     def _set_requires_grad(self, prefixes, flag):
         matched = False
         for name, param in self.named_parameters():
-            if not prefixes or any(name == p or name.startswith(p + ".") or name.startswith(p)
-                                   for p in prefixes):
+            if not prefixes or any(name == p or name.startswith(p + ".") for p in prefixes):
                 param.requires_grad = flag
                 if not flag:
                     param.grad = None

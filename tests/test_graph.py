@@ -213,3 +213,15 @@ def test_free_axes_in_inputs_are_checked_when_data_comes():
     assert model(testing.tie_free((2, 3, 4), seed=14)).shape == (2, 2)
     with pytest.raises(ShapeError, match=r"node 'fc' \(Linear\).*received \(2, 15\)"):
         model(testing.tie_free((2, 3, 5), seed=15))
+
+
+def test_freeze_prefix_matches_whole_name_parts():
+    model = nn.Sequential(OrderedDict([(f"fc{i}", nn.Linear(2, 2)) for i in (1, 10)]))
+    model.freeze("fc1")
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["fc1.weight",
+                                                                              "fc1.bias"]
+    model.unfreeze()
+    model.freeze("fc1.weight")
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["fc1.weight"]
+    with pytest.raises(KeyError, match="no parameter name starts with"):
+        model.freeze("fc")

@@ -1,8 +1,10 @@
 """CPU kernels of the element-wise activations.
 
-One parallel loop per direction, with the activation chosen by an op code: the layers are
-memory-bound, so the branch costs nothing measurable, and it keeps the number of compiled kernels
-(and JIT time) small. Arrays are treated as flat (the executor hands over contiguous buffers).
+One loop per direction over a span of a flat array, with the activation chosen by an op code: the
+layers are memory-bound, so the branch costs nothing measurable and the number of compiled kernels
+(and JIT time) stays small. A serial driver runs small tensors in one call; a parallel one splits
+large tensors into spans over Numba's threads. Arrays are flat views of the executor's contiguous
+buffers.
 """
 
 import math
@@ -14,13 +16,13 @@ from ..kernel import Kernel
 from ..registry import hookimpl
 
 IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, ELU = range(6)
+SPAN = 1 << 14   # elements per parallel chunk; smaller tensors run serially (a parallel call
+                 # costs microseconds of thread wake-up, more than the work itself)
 
 
-@cpu_kernel
-def activation_forward(x, y, op, alpha):
-    xf = x.reshape(-1)
-    yf = y.reshape(-1)
-    for i in prange(xf.size):
+@cpu_kernel(parallel=False)
+def _forward_span(xf, yf, op, alpha, lo, hi):
+    for i in range(lo, hi):
         v = xf[i]
         if op == RELU:
             yf[i] = v if v > 0 else 0.0
@@ -40,13 +42,9 @@ def activation_forward(x, y, op, alpha):
             yf[i] = v
 
 
-@cpu_kernel
-def activation_backward(x, y, gy, gx, op, alpha):
-    xf = x.reshape(-1)
-    yf = y.reshape(-1)
-    gyf = gy.reshape(-1)
-    gxf = gx.reshape(-1)
-    for i in prange(xf.size):
+@cpu_kernel(parallel=False)
+def _backward_span(xf, yf, gyf, gxf, op, alpha, lo, hi):
+    for i in range(lo, hi):
         g = gyf[i]
         if op == RELU:
             gxf[i] = g if xf[i] > 0 else 0.0
@@ -62,6 +60,33 @@ def activation_backward(x, y, gy, gx, op, alpha):
             gxf[i] = g
 
 
+@cpu_kernel(parallel=False)
+def forward_serial(x, y, op, alpha):
+    _forward_span(x.reshape(-1), y.reshape(-1), op, alpha, 0, x.size)
+
+
+@cpu_kernel
+def forward_parallel(x, y, op, alpha):
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    chunks = (x.size + SPAN - 1) // SPAN
+    for c in prange(chunks):
+        _forward_span(xf, yf, op, alpha, c * SPAN, min((c + 1) * SPAN, x.size))
+
+
+@cpu_kernel(parallel=False)
+def backward_serial(x, y, gy, gx, op, alpha):
+    _backward_span(x.reshape(-1), y.reshape(-1), gy.reshape(-1), gx.reshape(-1), op, alpha, 0,
+                   x.size)
+
+
+@cpu_kernel
+def backward_parallel(x, y, gy, gx, op, alpha):
+    xf, yf, gyf, gxf = x.reshape(-1), y.reshape(-1), gy.reshape(-1), gx.reshape(-1)
+    chunks = (x.size + SPAN - 1) // SPAN
+    for c in prange(chunks):
+        _backward_span(xf, yf, gyf, gxf, op, alpha, c * SPAN, min((c + 1) * SPAN, x.size))
+
+
 class ActivationCPU(Kernel):
     device = "cpu"
     op = IDENTITY
@@ -70,11 +95,13 @@ class ActivationCPU(Kernel):
         return 0.0
 
     def forward(self, layer, xs, ys, ws):
-        activation_forward(xs[0], ys[0], self.op, self.alpha(layer))
+        run = forward_parallel if xs[0].size > 4 * SPAN else forward_serial
+        run(xs[0], ys[0], self.op, self.alpha(layer))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is not None:
-            activation_backward(xs[0], ys[0], gys[0], gxs[0], self.op, self.alpha(layer))
+            run = backward_parallel if xs[0].size > 4 * SPAN else backward_serial
+            run(xs[0], ys[0], gys[0], gxs[0], self.op, self.alpha(layer))
 
 
 class IdentityCPU(ActivationCPU):

@@ -1,28 +1,74 @@
-"""CPU kernel of Linear: three matrix products through numpy's BLAS (the fastest route for a
-GEMM)."""
+"""CPU kernel of Linear: matrix products with ``np.dot`` inside Numba, split into row blocks over
+Numba's threads (BLAS held to one thread: one thread pool, see ``minicnn.jit``).
+
+Each block of output rows is written by one thread, so results do not depend on scheduling:
+forward and the input gradient split the batch; the weight gradient splits the output features.
+"""
 
 import numpy as np
+from numba import prange
 
+from ..jit import cpu_kernel, limit_blas_threads
 from ..kernel import Kernel
 from ..registry import hookimpl
+
+_MIN_ROWS = 32   # below this a block is not worth a thread
+
+
+@cpu_kernel
+def linear_forward(x, w, b, y, has_bias):
+    n = x.shape[0]
+    blocks = max(1, min(n // _MIN_ROWS, 64))
+    for k in prange(blocks):
+        lo, hi = k * n // blocks, (k + 1) * n // blocks
+        y[lo:hi] = np.dot(x[lo:hi], w.T)
+        if has_bias:
+            y[lo:hi] += b
+
+
+@cpu_kernel
+def linear_backward_input(gy, w, gx):
+    n = gy.shape[0]
+    blocks = max(1, min(n // _MIN_ROWS, 64))
+    for k in prange(blocks):
+        lo, hi = k * n // blocks, (k + 1) * n // blocks
+        gx[lo:hi] = np.dot(gy[lo:hi], w)
+
+
+@cpu_kernel
+def linear_backward_params(x, gy, gw, gb, want_w, want_b):
+    out = gy.shape[1]
+    blocks = max(1, min(out // _MIN_ROWS, 64))
+    for k in prange(blocks):
+        lo, hi = k * out // blocks, (k + 1) * out // blocks
+        if want_w:
+            gw[lo:hi] = np.dot(gy[:, lo:hi].T, x)
+        if want_b:
+            for o in range(lo, hi):
+                s = 0.0
+                for i in range(gy.shape[0]):
+                    s += gy[i, o]
+                gb[o] = s
 
 
 class LinearCPU(Kernel):
     layer, device = "Linear", "cpu"
 
     def forward(self, layer, xs, ys, ws):
-        np.matmul(xs[0], layer.weight.data.T, out=ys[0])
-        if layer.bias is not None:
-            ys[0] += layer.bias.data
+        limit_blas_threads()
+        bias = layer.bias.data if layer.bias is not None else ys[0][0]
+        linear_forward(xs[0], layer.weight.data, bias, ys[0], layer.bias is not None)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         gy = gys[0]
         if gxs[0] is not None:
-            np.matmul(gy, layer.weight.data, out=gxs[0])
-        if grads.get("weight") is not None:
-            np.matmul(gy.T, xs[0], out=grads["weight"])
-        if grads.get("bias") is not None:
-            np.sum(gy, axis=0, out=grads["bias"])
+            linear_backward_input(gy, layer.weight.data, gxs[0])
+        gw, gb = grads.get("weight"), grads.get("bias")
+        if gw is not None or gb is not None:
+            dummy = layer.weight.data
+            linear_backward_params(xs[0], gy, gw if gw is not None else dummy,
+                                   gb if gb is not None else dummy[0], gw is not None,
+                                   gb is not None)
 
 
 @hookimpl
