@@ -229,6 +229,7 @@ class Executor:
         self.device = self.dev.name
         self._plans = OrderedDict()
         self._version = structure.version()
+        self._dtype_cache = None
         self._last = None
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ class Executor:
         if not inputs:
             raise InputError(f"{self._describe_root()}: called with no input")
         kinds = root.input_kinds
-        param_dtype = root.dtype
+        param_dtype = self._param_dtype()
         arrays = []
         for i, x in enumerate(inputs):
             kind = kinds[i] if i < len(kinds) else kinds[-1]
@@ -274,15 +275,26 @@ class Executor:
             raise InputError(f"{self._describe_root()}: inputs mix dtypes {mixed}")
         return arrays
 
-    def _plan_for(self, arrays):
+    def _param_dtype(self):
+        """The parameters' dtype, walked once per structure version (a tree walk is not free)."""
+        self._check_version()
+        if self._dtype_cache is None:
+            self._dtype_cache = (self.root.dtype,)
+        return self._dtype_cache[0]
+
+    def _check_version(self):
         if self._version != structure.version():
             self._plans.clear()
+            self._dtype_cache = None
             self._version = structure.version()
+
+    def _plan_for(self, arrays):
+        self._check_version()
         kinds = self.root.input_kinds
         key = tuple((tuple(a.shape), str(a.dtype)) for a in arrays)
         plan = self._plans.get(key)
         if plan is None:
-            dtype = self.root.dtype or next(
+            dtype = self._param_dtype() or next(
                 (a.dtype for a, k in zip(arrays, kinds, strict=False) if k == "float"),
                 np.dtype(np.float32))
             plan = self._build(arrays, dtype, kinds)

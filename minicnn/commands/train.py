@@ -4,6 +4,7 @@
 and prints its accuracy; ``--data mnist --data-dir DIR`` trains on MNIST's IDX files instead.
 """
 
+import inspect
 import os
 import time
 from pathlib import Path
@@ -82,7 +83,11 @@ def build_model(name, num_classes, in_channels):
     registry = get_registry()
     if name not in registry.models:
         raise SystemExit(f"minicnn: unknown model {name!r}; known: {sorted(registry.models)}")
-    return registry.models[name][0](num_classes=num_classes, in_channels=in_channels)
+    factory = registry.models[name][0]
+    kwargs = {"num_classes": num_classes}
+    if "in_channels" in inspect.signature(factory).parameters:
+        kwargs["in_channels"] = in_channels
+    return factory(**kwargs)
 
 
 def _run_train(args):
