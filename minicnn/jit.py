@@ -2,7 +2,9 @@
 
 * ``cpu_kernel`` is ``numba.njit`` with an on-disk cache (a second process loads compiled kernels
   in a fraction of a second) and ``fastmath={"reassoc", "contract"}``: vectorised reductions, but
-  NaN and Inf still behave (full ``fastmath=True`` would break NaN checks).
+  NaN and Inf still behave (full ``fastmath=True`` would break NaN checks); and
+  ``error_model="numpy"``: a float division by zero gives inf or NaN as in numpy instead of raising,
+  and without that per-element check LLVM vectorises the loops (an Adam step got 7x faster).
 * numba's cache key ignores compile options: if you change ``parallel`` or ``fastmath`` for a
   kernel, also touch its source (or clear ``__pycache__``), or the old machine code is silently
   reused. For the same reason never wrap one Python function twice with different options.
@@ -24,7 +26,8 @@ def cpu_kernel(fn=None, *, parallel=True):
     """Compile a CPU kernel: ``@cpu_kernel`` (parallel, for prange) or
     ``@cpu_kernel(parallel=False)``."""
     def wrap(f):
-        return numba.njit(cache=True, parallel=parallel, fastmath=set(FASTMATH), nogil=True)(f)
+        return numba.njit(cache=True, parallel=parallel, fastmath=set(FASTMATH), nogil=True,
+                          error_model="numpy")(f)
     return wrap(fn) if fn is not None else wrap
 
 

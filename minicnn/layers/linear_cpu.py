@@ -36,23 +36,28 @@ def linear_backward_input(gy, w, gx):
 
 
 @cpu_kernel
-def linear_backward_params(x, gy, gw, gb, want_w, want_b):
+def linear_backward_params(x, gy, gy_t, gw, gb, want_w, want_b):
     out = gy.shape[1]
+    gy_t[:] = gy.T          # row blocks of gy^T are contiguous: BLAS needs no hidden copy
     blocks = max(1, min(out // _MIN_ROWS, 64))
     for k in prange(blocks):
         lo, hi = k * out // blocks, (k + 1) * out // blocks
         if want_w:
-            gw[lo:hi] = np.dot(gy[:, lo:hi].T, x)
+            gw[lo:hi] = np.dot(gy_t[lo:hi], x)
         if want_b:
             for o in range(lo, hi):
                 s = 0.0
                 for i in range(gy.shape[0]):
-                    s += gy[i, o]
+                    s += gy_t[o, i]
                 gb[o] = s
 
 
 class LinearCPU(Kernel):
     layer, device = "Linear", "cpu"
+
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        n, out = out_shapes[0]
+        return {"gy_t": ((out, n), dtype)}
 
     def forward(self, layer, xs, ys, ws):
         limit_blas_threads()
@@ -66,7 +71,7 @@ class LinearCPU(Kernel):
         gw, gb = grads.get("weight"), grads.get("bias")
         if gw is not None or gb is not None:
             dummy = layer.weight.data
-            linear_backward_params(xs[0], gy, gw if gw is not None else dummy,
+            linear_backward_params(xs[0], gy, ws["gy_t"], gw if gw is not None else dummy,
                                    gb if gb is not None else dummy[0], gw is not None,
                                    gb is not None)
 
