@@ -15,7 +15,7 @@ PANEL_W, PANEL_H = 520, 360
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 64, 16, 34, 46
 
 
-def _nice_ticks(lo, hi, count=5):
+def _nice_ticks(lo, hi, count=5, integer=False):
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [0.0, 1.0]
     if hi <= lo:
@@ -24,6 +24,8 @@ def _nice_ticks(lo, hi, count=5):
     magnitude = 10 ** math.floor(math.log10(raw))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw),
                default=10 * magnitude)
+    if integer:
+        step = max(1, round(step))
     start = math.floor(lo / step) * step
     ticks, t = [], start
     while t <= hi + step * 0.5:
@@ -42,7 +44,8 @@ def _draw_panel(draw, font, ox, oy, panel):
     points = [p for pts in series.values() for p in pts if math.isfinite(p[1])]
     xs = [p[0] for p in points] or [0.0, 1.0]
     ys = [p[1] for p in points] or [0.0, 1.0]
-    xt, yt = _nice_ticks(min(xs), max(xs)), _nice_ticks(min(ys), max(ys))
+    integer_x = all(float(x).is_integer() for x in xs)
+    xt, yt = _nice_ticks(min(xs), max(xs), integer=integer_x), _nice_ticks(min(ys), max(ys))
     x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
     left, top = ox + MARGIN_L, oy + MARGIN_T
     right, bottom = ox + PANEL_W - MARGIN_R, oy + PANEL_H - MARGIN_B
@@ -66,6 +69,13 @@ def _draw_panel(draw, font, ox, oy, panel):
     draw.text(((left + right) / 2, bottom + 24), panel.get("xlabel", ""), fill=(0, 0, 0),
               font=font, anchor="mt")
     draw.text((ox + 4, top - 14), panel.get("ylabel", ""), fill=(0, 0, 0), font=font)
+    # the legend goes in the upper or lower right corner, whichever the curves' ends leave free
+    ends = [pts[-1][1] for pts in series.values() if pts and math.isfinite(pts[-1][1])]
+    high = bool(ends) and sum(ends) / len(ends) > (y0 + y1) / 2
+    legend_top = bottom - 8 - 14 * len(series) if high else top + 4
+    if series:
+        draw.rectangle([right - 126, legend_top - 2, right - 4, legend_top + 14 * len(series) + 2],
+                       fill="white", outline=(200, 200, 200))
     for k, (name, pts) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
         pix = [to_px(x, y) for x, y in pts if math.isfinite(y)]
@@ -73,7 +83,9 @@ def _draw_panel(draw, font, ox, oy, panel):
             draw.line(pix, fill=colour, width=2)
         for px, py in pix if len(pix) <= 60 else []:
             draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-        ly = top + 8 + 14 * k
+    for k, name in enumerate(series):
+        colour = COLOURS[k % len(COLOURS)]
+        ly = legend_top + 7 + 14 * k
         draw.line([(right - 120, ly), (right - 100, ly)], fill=colour, width=3)
         draw.text((right - 95, ly), name, fill=(0, 0, 0), font=font, anchor="lm")
 

@@ -110,7 +110,7 @@ class Trainer:
             seen += n
             if hasattr(bar, "set_postfix"):
                 top1 = correct[self.topk[0]] / seen
-                bar.set_postfix(loss=f"{loss_avg.value:.4f}", top1=f"{top1:.3f}")
+                bar.set_postfix(loss=f"{loss_avg.value:.4f}", top1=f"{top1:.3f}", refresh=False)
             for cb in self.callbacks:
                 cb.on_batch_end(self, self.step, {"loss": value})
         logs = {"loss": loss_avg.value}
@@ -142,7 +142,7 @@ class Trainer:
         if not self.progress:
             return loader
         from tqdm import tqdm
-        return tqdm(loader, desc=desc, leave=True, dynamic_ncols=True)
+        return tqdm(loader, desc=desc, leave=True, dynamic_ncols=True, mininterval=0.5)
 
     # -- checkpoints ------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ def _add_data_arguments(parser):
                         help="dataset: shapes (built in, default), mnist, cifar10, folder")
     parser.add_argument("--data-dir",
                         help="directory of the dataset's files (mnist, cifar10, folder)")
-    parser.add_argument("--train-size", type=int, default=6000,
+    parser.add_argument("--train-size", type=int, default=10000,
                         help="samples to train on (shapes: generated; others: the first N)")
     parser.add_argument("--val-size", type=int, default=1000, help="samples to validate on")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -31,7 +31,7 @@ def _add_train_arguments(parser):
     parser.add_argument("--model", default="lenet5",
                         help="a zoo model name (see 'minicnn plugins')")
     _add_data_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--lr", type=float, default=None, help="default 0.05 (sgd), 1e-3 (adam)")
     parser.add_argument("--momentum", type=float, default=0.9)
