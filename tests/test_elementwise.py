@@ -104,3 +104,9 @@ def test_non_finite_checks_name_the_node():
     model[0].weight.data[0, 0] = np.inf
     with pytest.raises(minicnn.NonFiniteError, match="node '0' \\(Linear\\)"):
         model(np.array([[1.0, 1.0]], np.float32))
+
+
+def test_nan_propagates_through_activations_as_in_pytorch():
+    x = np.array([[np.nan, 1.0]], np.float32)
+    for f in (F.relu, F.leaky_relu, F.sigmoid, F.tanh, F.elu):
+        assert np.isnan(f(x)[0, 0]), f.__name__

@@ -25,7 +25,7 @@ def _forward_span(xf, yf, op, alpha, lo, hi):
     for i in range(lo, hi):
         v = xf[i]
         if op == RELU:
-            yf[i] = v if v > 0 else 0.0
+            yf[i] = 0.0 if v <= 0 else v    # NaN stays NaN, as in PyTorch
         elif op == LEAKY_RELU:
             yf[i] = v if v > 0 else alpha * v
         elif op == SIGMOID:
