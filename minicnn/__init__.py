@@ -1,11 +1,12 @@
 """minicnn: a convolutional neural network framework you can read, extend and trust.
 
-Numba CPU kernels and numba.cuda GPU kernels behind one graph executor; layers, losses, models and
-commands come from pluggy plugins, built-in ones included.
+Numba CPU kernels behind one graph executor (a numba.cuda GPU backend plugs into the same kernel
+table); layers, losses, models and commands come from pluggy plugins, built-in ones included.
 """
 
 from . import data, functional, io, nn, optim, testing, zoo
 from .command import Command
+from .data.errors import DataFormatError, DatasetNotFoundError
 from .device import to_numpy
 from .errors import (
     ConfigError,
@@ -18,12 +19,11 @@ from .errors import (
     ShapeError,
 )
 from .graph import Model, Sequential
+from .io import load, save
 from .kernel import Kernel
 from .layer import Layer, Loss, Module, Param
 from .random import manual_seed
 from .registry import get_registry, hookimpl
-from .data.errors import DataFormatError, DatasetNotFoundError
-from .io import load, save
 from .symbolic import Input
 
 __version__ = "0.1.0"

@@ -88,7 +88,7 @@ class Plan:
         self.grad_buffers = {}      # value -> gradient buffer, allocated at first backward
         self.scratch = {}           # (step index, input slot) -> buffer for a second writer
         self.param_scratch = {}     # id(param) -> buffer for a layer used at several nodes
-        self._requires = {}         # input_grad flag -> per-value "needs a gradient"
+        self._requires = {}         # (input_grad, trainable flags) -> per-value "needs a gradient"
 
     def forward(self, arrays, check_finite):
         values = [None] * len(self.shapes)
@@ -115,20 +115,24 @@ class Plan:
         return [values[v] for v in self.out_values]
 
     def requires_grad(self, input_grad):
-        """Which values need a gradient: downstream of a wanted input or of a trainable
-        parameter."""
-        if input_grad not in self._requires:
+        """Which values need a gradient: downstream of a wanted input or of a trainable parameter.
+        Keyed on the current trainable flags, so freezing after a call takes effect at once."""
+        trainable = tuple(any(p.requires_grad for p in step.layer._own_params().values())
+                          for step in self.steps)
+        key = (input_grad, trainable)
+        if key not in self._requires:
             req = [False] * len(self.shapes)
             if input_grad:
                 for v in self.in_values:
                     req[v] = self.kinds[v] == "float"
-            for step in self.steps:
-                trainable = any(p.requires_grad for p in step.layer._own_params().values())
-                if trainable or any(req[v] for v in step.ins):
+            for step, has_trainable in zip(self.steps, trainable, strict=True):
+                if has_trainable or any(req[v] for v in step.ins):
                     for v in step.outs:
                         req[v] = True
-            self._requires[input_grad] = req
-        return self._requires[input_grad]
+            if len(self._requires) > 8:
+                self._requires.clear()
+            self._requires[key] = req
+        return self._requires[key]
 
     def backward(self, grad_outputs, input_grad):
         if self.values is None:

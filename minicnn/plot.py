@@ -76,7 +76,7 @@ def _draw_panel(draw, font, ox, oy, panel):
     if series:
         draw.rectangle([right - 126, legend_top - 2, right - 4, legend_top + 14 * len(series) + 2],
                        fill="white", outline=(200, 200, 200))
-    for k, (name, pts) in enumerate(series.items()):
+    for k, pts in enumerate(series.values()):
         colour = COLOURS[k % len(COLOURS)]
         pix = [to_px(x, y) for x, y in pts if math.isfinite(y)]
         if len(pix) > 1:

@@ -64,9 +64,15 @@ class _BatchNorm(Layer):
             value = value.reshape(())
         self._num_batches_tracked = value
 
+    @property
+    def frozen(self):
+        """Frozen (``model.freeze``): weight and bias get no gradient, and the layer then also uses
+        and keeps its running statistics in training mode, as fine-tuning recipes expect."""
+        return self.affine and not any(p.requires_grad for p in self._own_params().values())
+
     def uses_batch_stats(self):
         """True when the next forward normalises with the batch statistics."""
-        return self.training or not self.track_running_stats
+        return (self.training and not self.frozen) or not self.track_running_stats
 
     def reset_running_stats(self):
         if self.track_running_stats:

@@ -212,7 +212,7 @@ class BatchNormCPU(Kernel):
     def forward(self, layer, xs, ys, ws):
         x = _view(xs[0])
         use_batch = layer.uses_batch_stats()
-        update = layer.training and layer.track_running_stats
+        update = use_batch and layer.training and layer.track_running_stats
         if use_batch and x.shape[0] * x.shape[2] <= 1:
             raise InputError(f"{layer.type_name}: Expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(xs[0].shape)}")
