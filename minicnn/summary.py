@@ -59,8 +59,7 @@ def summarize(module, input_shape=None):
             plan = executor._last
             full = [plan.shapes[v] for v in plan.in_values]
         else:
-            raise ValueError(f"{module.type_name}.summary() needs input_shape (per sample, e.g. "
-                             f"(1, 28, 28)) until the model has been called once")
+            return _without_shapes(module)
     else:
         shapes = input_shape if isinstance(input_shape[0], (tuple, list)) else [input_shape]
         full = [tuple(s) if len(s) == _rank(module, i) else (1,) + tuple(s)
@@ -88,3 +87,20 @@ def _rank(module, index):
     if inputs is not None:
         return len(inputs[index].shape) + 1
     return -1
+
+
+def _without_shapes(module):
+    """Before any call and without ``input_shape``: the layers and their parameters (shapes and
+    FLOPs need an input shape)."""
+    rows, seen = [], set()
+    for name, layer in module.named_modules():
+        if layer is module or any(True for _ in layer.named_children()) or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        params = list(layer._own_params().values())
+        rows.append({"name": name, "type": layer.type_name, "shapes": ["?"],
+                     "trainable": sum(p.size for p in params if p.requires_grad),
+                     "frozen": sum(p.size for p in params if not p.requires_grad), "flops": 0})
+    dtype = module.dtype or np.dtype(np.float32)
+    return Summary(f"{type(module).__name__} (give input_shape for shapes and FLOPs)", rows,
+                   ["?"], module.device, dtype)

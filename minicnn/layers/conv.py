@@ -171,19 +171,27 @@ def _functional(cls, x, weight, bias, stride, padding, dilation, groups):
     return run(layer, [x], weight=weight, bias=bias)
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D cross-correlation of x (N, C, L) with weight (O, C/groups, K); see Conv1d."""
-    return _functional(Conv1d, x, weight, bias, stride, padding, dilation, groups)
+def _bias(b, bias):
+    if b is not None and bias is not None:
+        raise TypeError("give the bias once: as b (positional) or as bias=")
+    return b if b is not None else bias
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation of x (N, C, H, W) with weight (O, C/groups, KH, KW); see Conv2d."""
-    return _functional(Conv2d, x, weight, bias, stride, padding, dilation, groups)
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, bias=None):
+    """1-D cross-correlation of x (N, C, L) with w (O, C/groups, K) plus bias b (O,); see Conv1d.
+    ``bias=`` is accepted as PyTorch spells it."""
+    return _functional(Conv1d, x, w, _bias(b, bias), stride, padding, dilation, groups)
 
 
-def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """3-D cross-correlation of x (N, C, D, H, W) with weight (O, C/groups, KD, KH, KW)."""
-    return _functional(Conv3d, x, weight, bias, stride, padding, dilation, groups)
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, bias=None):
+    """2-D cross-correlation of x (N, C, H, W) with w (O, C/groups, KH, KW) plus bias b (O,); see
+    Conv2d. ``bias=`` is accepted as PyTorch spells it."""
+    return _functional(Conv2d, x, w, _bias(b, bias), stride, padding, dilation, groups)
+
+
+def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, bias=None):
+    """3-D cross-correlation of x (N, C, D, H, W) with w (O, C/groups, KD, KH, KW) plus bias b."""
+    return _functional(Conv3d, x, w, _bias(b, bias), stride, padding, dilation, groups)
 
 
 FUNCTIONAL = ["conv1d", "conv2d", "conv3d"]
