@@ -6,23 +6,7 @@ layer. The names are defined next to their layers (each family lists them in ``F
 gathered here.
 """
 
-from . import losses
-from .layers import (
-    activation,
-    conv,
-    conv_transpose,
-    dropout,
-    linear,
-    merge,
-    norm,
-    pad,
-    pool,
-    shape,
-    softmax,
-)
-
-_FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pad, pool, norm, dropout,
-             softmax, losses]
+from .layers.families import FAMILIES as _FAMILIES
 
 __all__ = []
 for _family in _FAMILIES:

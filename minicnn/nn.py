@@ -4,25 +4,9 @@ Built-in classes are listed here; a layer a plugin registered is found through t
 (``nn.Swish`` once the plugin is installed).
 """
 
-from . import losses
 from .graph import Model, Sequential
 from .layer import Layer, Loss, Module, Param
-from .layers import (
-    activation,
-    conv,
-    conv_transpose,
-    dropout,
-    linear,
-    merge,
-    norm,
-    pad,
-    pool,
-    shape,
-    softmax,
-)
-
-_FAMILIES = [activation, linear, shape, merge, conv, conv_transpose, pad, pool, norm, dropout,
-             softmax, losses]
+from .layers.families import FAMILIES as _FAMILIES
 
 for _family in _FAMILIES:
     for _name in dir(_family):
