@@ -2,7 +2,7 @@
 network with residual connections, trained on the same data with the same settings.
 
     python examples/degradation.py --out docs/pictures               # depth 20, 4 to 10 min
-    python examples/degradation.py --out /tmp/pics --depth 56        # plain-56 against ResNet-56
+    python examples/degradation.py --out /tmp/pics --depth 56 --train-size 2000 --epochs 5
     python examples/degradation.py --out /tmp/pics --small           # seconds (what CI runs)
 
 Both networks are ``minicnn.zoo.cifar_resnet(depth, plain=...)`` (``plain20``/``resnet20``,
@@ -12,7 +12,7 @@ skip connections), drawn from the same seed and trained on the same generated co
 (momentum 0.9, weight decay, cosine learning-rate decay per step). Writes ``degradation.png``:
 training loss and training error (mean over every ``--every`` steps, against the epoch) and
 validation error per epoch for both networks, and ``degradation.json`` with the numbers and wall
-times.
+times (``degradation56.png`` and ``.json`` for ``--depth 56``).
 
 Residual connections let the gradient reach early layers through the identity path, so a deep
 residual net trains at least as well as its shallower self; a plain net of the same depth often
@@ -140,7 +140,8 @@ def main(argv=None):
           f"{args.weight_decay}")
     with Timer() as total:
         histories = [train_one(plain, args, train_set, val_set) for plain in (True, False)]
-    path = out / "degradation.png"
+    stem = "degradation" if args.depth == 20 else f"degradation{args.depth}"
+    path = out / f"{stem}.png"
     image = chart(histories, every, path, args.depth)
     for h in histories:
         last = h["epochs"][-1]
@@ -149,7 +150,7 @@ def main(argv=None):
               f"({h['seconds']:.0f} s, {h['parameters']:,} parameters)")
     record = {"settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
               "every": every, "seconds": total.seconds, "histories": histories}
-    (out / "degradation.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {path} ({image.width}x{image.height}); total {total.seconds:.0f} s")
     return {"path": path, "histories": histories, "every": every,
             "chance_loss": math.log(len(train_set.classes))}

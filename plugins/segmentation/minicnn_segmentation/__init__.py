@@ -31,6 +31,7 @@ from .metrics import (
 from .models import bilinear_kernel, bilinear_upsampling, fcn8s, size_multiple, unet
 from .palette import VOC_PALETTE, colorize, overlay, overlay_grid, save_mask_png, voc_palette
 from .training import (
+    cpu_threads,
     evaluate_segmentation,
     make_loader,
     predict_logits,
@@ -45,8 +46,8 @@ __all__ = [
     "IGNORE_INDEX", "SHAPE_CLASSES", "VOC_CLASSES", "VOC_PALETTE", "MaskDataset",
     "RandomHorizontalFlip", "SegShapes", "SegmentationMetrics", "VOCSegmentation",
     "as_mask_dataset", "bilinear_kernel", "bilinear_upsampling", "class_accuracy", "colorize",
-    "confusion_matrix", "evaluate_segmentation", "fcn8s", "iou_per_class", "load_mask",
-    "make_loader", "mean_iou", "overlay", "overlay_grid", "pixel_accuracy", "predict_logits",
-    "predict_masks", "save_mask_png", "size_multiple", "stack_pairs", "train_segmentation",
-    "unet", "voc_palette",
+    "confusion_matrix", "cpu_threads", "evaluate_segmentation", "fcn8s", "iou_per_class",
+    "load_mask", "make_loader", "mean_iou", "overlay", "overlay_grid", "pixel_accuracy",
+    "predict_logits", "predict_masks", "save_mask_png", "size_multiple", "stack_pairs",
+    "train_segmentation", "unet", "voc_palette",
 ]

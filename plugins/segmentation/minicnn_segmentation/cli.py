@@ -48,6 +48,9 @@ def add_arguments(parser):
     train.add_argument("--width", type=int, default=TRAIN_DEFAULTS["width"],
                        help="fcn8s: channels of the first stage; unet: base channels")
     train.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="numba threads for the kernels (default: numba's; 1 is often "
+                        "faster on a busy or virtualised two-core machine)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -100,10 +103,10 @@ def _train(args):
     history = train_segmentation(model, train_set, val_set, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr,
                                  optimizer=args.optimizer, seed=args.seed,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, num_threads=args.threads)
     minicnn.save(model, str(out / "model.mcnn"))
     x, y = next(iter(make_loader(val_set, batch_size=8)))
-    overlay_grid(x, y, predict_masks(model, x)).save(out / "overlay.png")
+    overlay_grid(x, y, predict_masks(model, x, num_threads=args.threads)).save(out / "overlay.png")
     line_chart({"val mIoU": [h["val_miou"] for h in history],
                 "val pixel acc.": [h["val_pixel_acc"] for h in history]},
                str(out / "curve.png"), title=f"{name} on {args.data}", xlabel="epoch")
@@ -146,7 +149,7 @@ def _segment(args):
     images = args.words
     for path in images:
         image = load_image(path, mode="L" if channels == 1 else "RGB")
-        mask = predict_masks(model, image[None])[0]
+        mask = predict_masks(model, image[None], num_threads=args.threads)[0]
         target = _target(args.output, path, len(images), "_mask")
         if target is not None:
             save_mask_png(mask, target)

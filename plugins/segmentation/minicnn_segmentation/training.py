@@ -10,6 +10,7 @@ validation by mean IoU after every epoch. One step is::
     optimizer.step(); scheduler.step()
 """
 
+import contextlib
 import time
 
 import numpy as np
@@ -28,30 +29,48 @@ def make_loader(dataset, batch_size=16, shuffle=False, seed=0, prefetch=2, drop_
                       prefetch=prefetch, drop_last=drop_last)
 
 
-def _num_classes(model, x):
-    return int(model(x[:1]).shape[1])
+@contextlib.contextmanager
+def cpu_threads(num_threads):
+    """Run the block with numba's parallel kernels limited to ``num_threads`` threads (None: leave
+    the setting alone); the previous setting is restored after.
+
+    On a shared or virtualised two-core machine, one thread is often much faster: each parallel
+    kernel call waits for the second thread to wake up, which there can take milliseconds.
+    """
+    if num_threads is None:
+        yield
+        return
+    import numba
+    previous = numba.get_num_threads()
+    numba.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def evaluate_segmentation(model, data, num_classes=None, batch_size=32,
-                          ignore_index=IGNORE_INDEX, loss=None):
+                          ignore_index=IGNORE_INDEX, loss=None, num_threads=None):
     """Mean IoU, pixel accuracy, per-class IoU (and the loss, if ``loss`` is given) of ``model``
     over ``data`` (a dataset of (image, mask) pairs or a loader of batches), in eval mode.
 
-    Returns ``{"miou", "pixel_acc", "mean_class_acc", "iou"[, "loss"]}``.
+    Returns ``{"miou", "pixel_acc", "mean_class_acc", "iou"[, "loss"]}``. ``num_threads``: see
+    :func:`cpu_threads`.
     """
     loader = data if isinstance(data, DataLoader) else make_loader(data, batch_size)
     was_training = model.training
     model.eval()
     metrics, total, count = None, 0.0, 0
     try:
-        for x, y in loader:
-            logits = model(x)
-            if metrics is None:
-                metrics = SegmentationMetrics(num_classes or logits.shape[1], ignore_index)
-            metrics.update(logits, y)
-            if loss is not None:
-                total += loss(logits, y) * len(x)
-                count += len(x)
+        with cpu_threads(num_threads):
+            for x, y in loader:
+                logits = model(x)
+                if metrics is None:
+                    metrics = SegmentationMetrics(num_classes or logits.shape[1], ignore_index)
+                metrics.update(logits, y)
+                if loss is not None:
+                    total += loss(logits, y) * len(x)
+                    count += len(x)
     finally:
         model.train(was_training)
     if metrics is None:
@@ -65,7 +84,7 @@ def evaluate_segmentation(model, data, num_classes=None, batch_size=32,
 def train_segmentation(model, train_set, val_set=None, *, epochs=10, batch_size=16, lr=1e-3,
                        optimizer="adam", momentum=0.9, weight_decay=0.0, schedule="cosine",
                        ignore_index=IGNORE_INDEX, seed=0, progress=True, log=print,
-                       on_epoch_end=None, val_batch_size=64):
+                       on_epoch_end=None, val_batch_size=64, num_threads=None):
     """Train ``model`` on (image, mask) samples; returns the history, one dict per epoch.
 
     :param optimizer: ``"adam"`` (default) or ``"sgd"`` (with ``momentum``).
@@ -73,6 +92,8 @@ def train_segmentation(model, train_set, val_set=None, *, epochs=10, batch_size=
     :param seed: the loader's shuffling seed (``minicnn.manual_seed`` governs the weights).
     :param log: called with one line per epoch (None: silent).
     :param on_epoch_end: called as ``on_epoch_end(epoch, logs)``; returning True stops training.
+    :param num_threads: numba threads for the kernels during training (None: numba's setting; see
+        :func:`cpu_threads`).
 
     Each epoch's dict has ``epoch``, ``loss`` (training mean), ``lr``, ``seconds`` (since the
     start) and, with ``val_set``, ``val_loss``, ``val_miou``, ``val_pixel_acc``,
@@ -95,6 +116,13 @@ def train_segmentation(model, train_set, val_set=None, *, epochs=10, batch_size=
     scheduler = optim.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader))) \
         if schedule == "cosine" else None
     loss_fn = nn.CrossEntropyLoss(ignore_index=ignore_index)
+    with cpu_threads(num_threads):
+        return _fit(model, opt, scheduler, loss_fn, loader, val_loader, epochs, ignore_index,
+                    progress, log, on_epoch_end)
+
+
+def _fit(model, opt, scheduler, loss_fn, loader, val_loader, epochs, ignore_index, progress, log,
+         on_epoch_end):
     history, start, step = [], time.perf_counter(), 0
     for epoch in range(1, epochs + 1):
         model.train()
@@ -147,7 +175,7 @@ def _pad_to(x, multiple):
     return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric"))
 
 
-def predict_logits(model, images, batch_size=16, multiple=None):
+def predict_logits(model, images, batch_size=16, multiple=None, num_threads=None):
     """Per-pixel scores ``(N, classes, H, W)`` of images ``(N, C, H, W)`` of any size, in eval
     mode: images are padded (mirrored) at the bottom/right up to the model's size multiple
     (:func:`size_multiple`) and the scores cropped back."""
@@ -162,13 +190,14 @@ def predict_logits(model, images, batch_size=16, multiple=None):
     was_training = model.training
     model.eval()
     try:
-        outs = [model(_pad_to(x[i:i + batch_size], multiple))[..., :h, :w]
-                for i in range(0, len(x), batch_size)]
+        with cpu_threads(num_threads):
+            outs = [model(_pad_to(x[i:i + batch_size], multiple))[..., :h, :w]
+                    for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(outs, axis=0)
 
 
-def predict_masks(model, images, batch_size=16, multiple=None):
+def predict_masks(model, images, batch_size=16, multiple=None, num_threads=None):
     """Class masks ``(N, H, W) int64`` (argmax of :func:`predict_logits`)."""
-    return predict_logits(model, images, batch_size, multiple).argmax(axis=1)
+    return predict_logits(model, images, batch_size, multiple, num_threads).argmax(axis=1)
