@@ -136,7 +136,8 @@ def maps_picture(model, image, label, classes, max_channels):
 
 def main(argv=None):
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--data", choices=("shapes", "mnist"), default="shapes")
+    p.add_argument("--data", choices=("shapes", "mnist"), default="shapes",
+                   help="generated shapes or MNIST digits")
     p.add_argument("--data-dir", help="MNIST folder (default ../shared/data/mnist)")
     p.add_argument("--train-size", type=int, help="training images (default 10000; --small 1024)")
     p.add_argument("--epochs", type=int, help="default 8; --small 2")
@@ -144,7 +145,7 @@ def main(argv=None):
                    help="validation image to show (default: the first star / digit 8 "
                         "classified right)")
     p.add_argument("--max-channels", type=int, default=16, help="channels shown per node")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="weights, data and shuffling")
     args = p.parse_args(argv)
     n_train = args.train_size or (1024 if args.small else 10000)
     epochs = args.epochs or (2 if args.small else 8)
