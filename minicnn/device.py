@@ -49,16 +49,28 @@ def get_device(name):
             raise ValueError(f"unknown device {name!r}; minicnn knows 'cpu' and 'cuda'")
         try:
             from .cuda_device import CUDADevice
-        except ImportError as exc:
+            device = CUDADevice()
+        except (ImportError, RuntimeError) as exc:
             raise RuntimeError(f"the 'cuda' device is not available: {exc}") from exc
-        _devices[name] = CUDADevice()
+        _devices[name] = device
     return _devices[name]
 
 
+def device_of(array):
+    """The name of the device an array lives on: "cuda" for device arrays, else "cpu"."""
+    if hasattr(array, "copy_to_host") or hasattr(array, "__cuda_array_interface__"):
+        return "cuda"
+    return "cpu"
+
+
 def to_numpy(array):
-    """A numpy array for anything minicnn returns (identity on numpy; copies device arrays back)."""
+    """A numpy array for anything minicnn returns (identity on numpy; copies device arrays back).
+
+    Lists and tuples (several outputs) are converted element by element."""
     if hasattr(array, "copy_to_host"):
         return array.copy_to_host()
+    if isinstance(array, (list, tuple)):
+        return type(array)(to_numpy(a) for a in array)
     return np.asarray(array)
 
 

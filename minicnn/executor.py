@@ -7,17 +7,19 @@ grow from call to call. Outputs and returned gradients are fresh arrays, so a ca
 overwritten.
 """
 
+import logging
 from collections import OrderedDict
 
 import numpy as np
 
 from . import structure
-from .device import get_device, to_numpy
+from .device import device_of, get_device, to_numpy
 from .errors import InputError, KernelMissingError, NonFiniteError, ShapeError
 from .layer import Layer
 from .registry import get_registry
 
 _MAX_PLANS = 4   # input signatures remembered per executor (train batch, last batch, eval batch...)
+log = logging.getLogger("minicnn.device")
 
 
 class Step:
@@ -39,6 +41,7 @@ class GraphBuilder:
         self.shapes, self.kinds, self.producers = [], [], []
         self.steps = []
         self.missing = OrderedDict()   # layer type -> node names without a kernel on this device
+        self.fallbacks = []            # (node name, layer) run by a logged CPU fallback
 
     def new_value(self, shape, kind="float", producer=None):
         self.shapes.append(tuple(shape))
@@ -54,6 +57,11 @@ class GraphBuilder:
         except ShapeError as err:
             raise err.at_node(name, layer.type_name) from None
         kernel = self.registry.kernel(layer.type_name, self.device)
+        if kernel is None and self.device != "cpu" and getattr(layer, "_fallback", None) == "cpu":
+            cpu_kernel = self.registry.kernel(layer.type_name, "cpu")
+            if cpu_kernel is not None:   # the user allowed it at .to(): logged, explicit copies
+                kernel = HostFallback(cpu_kernel)
+                self.fallbacks.append((name, layer))
         if kernel is None:
             self.missing.setdefault(layer.type_name, []).append(name)
         step = Step(name, layer, kernel, list(in_values), [])
@@ -81,9 +89,10 @@ class Plan:
         for step in self.steps:
             in_shapes = [self.shapes[v] for v in step.ins]
             out_shapes = [self.shapes[v] for v in step.outs]
+            wdev = get_device("cpu") if isinstance(step.kernel, HostFallback) else dev
             for key, (shape, wdtype) in step.kernel.workspace(step.layer, in_shapes, out_shapes,
                                                                dtype).items():
-                step.ws[key] = dev.empty(shape, wdtype)
+                step.ws[key] = wdev.empty(shape, wdtype)
         self.values = None          # the arrays of the last forward pass
         self.grad_buffers = {}      # value -> gradient buffer, allocated at first backward
         self.scratch = {}           # (step index, input slot) -> buffer for a second writer
@@ -179,7 +188,7 @@ class Plan:
             for v, buf in pending:
                 dev.add_into(grad[v], buf)
             for param, buf in param_pending:
-                dev.add_into(param.grad, buf)
+                get_device(device_of(buf)).add_into(param.grad, buf)
         if not input_grad:
             return None
         return [grad.get(v) for v in self.in_values]
@@ -192,14 +201,19 @@ class Plan:
             if not param.requires_grad:
                 grads[name] = None
                 continue
+            # a parameter's gradient lives where the parameter does (a CPU-fallback layer keeps its
+            # parameters on the host)
+            pdev = self.dev if device_of(param.data) == self.dev.name \
+                else get_device(device_of(param.data))
             if param.grad is None or param.grad.shape != param.data.shape \
-                    or param.grad.dtype != param.data.dtype:
-                param.grad = self.dev.empty(param.data.shape, param.data.dtype)
+                    or param.grad.dtype != param.data.dtype \
+                    or device_of(param.grad) != pdev.name:
+                param.grad = pdev.empty(param.data.shape, param.data.dtype)
             if shared:   # second node of a shared layer: write aside, then accumulate
                 buf = self.param_scratch.get(id(param))
                 if buf is None:
-                    buf = self.param_scratch[id(param)] = self.dev.empty(param.data.shape,
-                                                                         param.data.dtype)
+                    buf = self.param_scratch[id(param)] = pdev.empty(param.data.shape,
+                                                                     param.data.dtype)
                 grads[name] = buf
                 pending.append((param, buf))
             else:
@@ -257,6 +271,10 @@ class Executor:
             if not hasattr(x, "shape") or not hasattr(x, "dtype"):
                 x = np.asarray(x)
             what = f"{self._describe_root()} input {i}"
+            if self.device == "cpu" and device_of(x) != "cpu":
+                raise InputError(f"{what}: the array is on the '{device_of(x)}' device and the "
+                                 f"module on the CPU; move the module with .to('{device_of(x)}') "
+                                 f"or the array with minicnn.to_numpy(x)")
             if x.ndim == 0 or x.shape[0] == 0:
                 raise InputError(f"{what}: empty batch (shape {tuple(x.shape)}); "
                                  f"expected at least one sample along axis 0")
@@ -264,7 +282,8 @@ class Executor:
                 if np.dtype(x.dtype).kind not in "iu":
                     raise InputError(f"{what}: expected integer class indices, received dtype "
                                      f"{x.dtype}")
-                x = x.astype(np.int64) if self.device == "cpu" else x
+                if device_of(x) == "cpu":
+                    x = x.astype(np.int64)   # one label dtype (one compiled kernel per device)
             else:
                 dtype = np.dtype(x.dtype)
                 if dtype.kind != "f" or dtype.itemsize not in (4, 8):
@@ -310,14 +329,23 @@ class Executor:
         return plan
 
     def _build(self, arrays, dtype, kinds):
-        builder = GraphBuilder(get_registry(), self.device)
+        registry = get_registry()
+        registry.enable_device(self.device)
+        builder = GraphBuilder(registry, self.device)
         in_values = [builder.new_value(a.shape, kinds[i] if i < len(kinds) else kinds[-1])
                      for i, a in enumerate(arrays)]
         root_name = self.root.type_name.lower() if isinstance(self.root, Layer) else ""
         out_values = self.root._lower(builder, in_values, root_name)
         if builder.missing:
             listing = "; ".join(f"{t} (nodes {', '.join(n)})" for t, n in builder.missing.items())
-            raise KernelMissingError(f"no '{self.device}' kernel for: {listing}")
+            raise KernelMissingError(f"no '{self.device}' kernel for: {listing}; move the model "
+                                     f"with .to('{self.device}', fallback='cpu') to run these "
+                                     f"layers on the CPU with logged copies")
+        for name, layer in builder.fallbacks:
+            log.warning("node '%s' (%s) has no %s kernel and runs on the CPU (fallback='cpu'): "
+                        "every forward copies its inputs to the host and its outputs back, every "
+                        "backward its output gradients to the host and its input gradients back; "
+                        "its parameters stay on the host", name, layer.type_name, self.device)
         return Plan(builder, in_values, out_values, np.dtype(dtype), self.dev)
 
     # -- running ----------------------------------------------------------------------------------
@@ -376,6 +404,53 @@ class Executor:
         fakes = [np.empty(s, dtype if (kinds[i] if i < len(kinds) else kinds[-1]) == "float"
                           else np.int64) for i, s in enumerate(input_shapes)]
         return self._build(fakes, dtype, kinds)
+
+
+class HostFallback:
+    """Runs a CPU kernel inside a plan on another device, copying explicitly (``fallback='cpu'``).
+
+    The layer's parameters and buffers stayed on the host when the model was moved; its inputs are
+    copied to the host, the CPU kernel writes host outputs (workspace), which are copied to the
+    device outputs; backward likewise. The plan allocates this kernel's workspace on the host."""
+
+    device = "cpu"
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.layer = kernel.layer
+
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        ws = {f"cpu:{k}": v for k, v in self.kernel.workspace(layer, in_shapes, out_shapes,
+                                                              dtype).items()}
+        for i, shape in enumerate(out_shapes):
+            ws[f"y{i}"] = (shape, dtype)
+        for i, shape in enumerate(in_shapes):
+            ws[f"gx{i}"] = (shape, dtype)
+        return ws
+
+    @staticmethod
+    def _inner(ws):
+        return {k[4:]: v for k, v in ws.items() if k.startswith("cpu:")}
+
+    def forward(self, layer, xs, ys, ws):
+        hxs = [to_numpy(x) for x in xs]
+        hys = [ws[f"y{i}"] for i in range(len(ys))]
+        self.kernel.forward(layer, hxs, hys, self._inner(ws))
+        for y, hy in zip(ys, hys, strict=True):
+            y.copy_to_device(hy)
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        hxs = [to_numpy(x) for x in xs]
+        hys = [ws[f"y{i}"] for i in range(len(ys))]
+        hgys = [to_numpy(g) for g in gys]
+        hgxs = [None if g is None else ws[f"gx{i}"] for i, g in enumerate(gxs)]
+        self.kernel.backward(layer, hxs, hys, hgys, hgxs, self._inner(ws), grads)
+        for g, hg in zip(gxs, hgxs, strict=True):
+            if g is not None:
+                g.copy_to_device(hg)
+
+    def __repr__(self):
+        return f"<HostFallback {self.kernel!r}>"
 
 
 def _at_node(err, step):

@@ -11,6 +11,7 @@ Every module is callable on numpy arrays (``y = layer(x)``, then ``gx = layer.ba
 symbols (``h = layer(x_symbol)``) to describe a graph.
 """
 
+import copy
 import functools
 import inspect
 from collections import OrderedDict
@@ -46,9 +47,27 @@ class Param:
     def size(self):
         return int(np.prod(self.data.shape))
 
+    def __deepcopy__(self, memo):
+        new = Param(_deepcopy(self.data, memo), self.requires_grad)
+        new.grad = _deepcopy(self.grad, memo)
+        memo[id(self)] = new
+        return new
+
     def __repr__(self):
         frozen = "" if self.requires_grad else ", frozen"
         return f"Param(shape={tuple(self.data.shape)}, dtype={self.data.dtype}{frozen})"
+
+
+def _deepcopy(value, memo):
+    """copy.deepcopy, except that device arrays are copied on their device (numba's device arrays
+    do not deep-copy by themselves)."""
+    if hasattr(value, "copy_to_host"):
+        out = memo.get(id(value))
+        if out is None:
+            from .device import device_of, get_device
+            out = memo[id(value)] = get_device(device_of(value)).copy(value)
+        return out
+    return copy.deepcopy(value, memo)
 
 
 def _recording_config(init):
@@ -215,15 +234,68 @@ class Module:
     def device(self):
         return self._device
 
-    def to(self, device):
-        """Move parameters and buffers to ``"cpu"`` or ``"cuda"``; returns self."""
+    def to(self, device, fallback=None):
+        """Move parameters and buffers to ``"cpu"`` or ``"cuda"``; returns self.
+
+        Moving to a device checks first that every layer has a kernel there: a layer without one is
+        a :class:`KernelMissingError` listing the layer types and where they are, and nothing
+        moves. With ``fallback="cpu"`` those layers stay on the CPU instead (parameters and buffers
+        on the host), and the executor runs them with explicit host-device copies of their inputs
+        and outputs, logged on the ``minicnn.device`` logger: never a silent fallback.
+        """
         from .device import get_device
+        if fallback not in (None, "cpu"):
+            raise ValueError(f"fallback must be None or 'cpu', got {fallback!r}")
         dev = get_device(device)
+        stay = self._layers_without_kernel(dev.name, fallback)
+        cpu = get_device("cpu")
         for _, module in self.named_modules():
-            module._move_arrays(dev)
-            module._device = dev.name
+            if id(module) in stay:
+                module._move_arrays(cpu)
+                module._device = "cpu"
+                module._fallback = "cpu"
+            else:
+                module._move_arrays(dev)
+                module._device = dev.name
+                module.__dict__.pop("_fallback", None)
+            module.__dict__.pop("_last_device", None)
         structure.changed()
         return self
+
+    def _layers_without_kernel(self, device, fallback):
+        """ids of the layers to keep on the CPU (``fallback="cpu"``); raises KernelMissingError
+        when a layer has no kernel on ``device`` and no fallback is allowed."""
+        if device == "cpu":
+            return set()
+        from .errors import KernelMissingError
+        from .registry import get_registry
+        registry = get_registry()
+        registry.enable_device(device)
+        missing = OrderedDict()
+        for name, module in self.named_modules():
+            if isinstance(module, Layer) and registry.kernel(module.type_name, device) is None:
+                missing.setdefault(module.type_name, []).append((name or module.type_name,
+                                                                 module))
+        if not missing:
+            return set()
+        listing = "; ".join(f"{t} ({', '.join(n for n, _ in mods)})"
+                            for t, mods in missing.items())
+        if fallback is None:
+            raise KernelMissingError(
+                f"{type(self).__name__}.to('{device}'): no '{device}' kernel for: {listing}. "
+                f"Pass fallback='cpu' to run these layers on the CPU with logged host-device "
+                f"copies, or keep the model on the CPU")
+        no_cpu = [t for t in missing if registry.kernel(t, "cpu") is None]
+        if no_cpu:
+            raise KernelMissingError(f"{type(self).__name__}.to('{device}', fallback='cpu'): no "
+                                     f"'{device}' nor 'cpu' kernel for: {', '.join(no_cpu)}")
+        import logging
+        logging.getLogger("minicnn.device").warning(
+            "%s.to('%s'): no %s kernel for %s; these layers stay on the CPU (fallback='cpu'): "
+            "their parameters and buffers stay on the host, and each call copies their inputs "
+            "to the host and their outputs back to the device", type(self).__name__, device,
+            device, listing)
+        return {id(m) for mods in missing.values() for _, m in mods}
 
     def _move_arrays(self, dev):
         for param in self._own_params().values():
@@ -235,16 +307,18 @@ class Module:
 
     def astype(self, dtype):
         """Cast parameters and buffers (float32 by default; float64 for gradient checks)."""
+        from .device import get_device, to_numpy
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
             raise TypeError(f"parameters must be float32 or float64, not {dtype}")
         for _, module in self.named_modules():
+            dev = get_device(module._device)   # device arrays are cast through the host
             for param in module._own_params().values():
-                param.data = param.data.astype(dtype)
+                param.data = dev.asarray(to_numpy(param.data).astype(dtype))
                 param.grad = None
             for name, buf in module._own_buffers().items():
                 if buf.dtype.kind == "f":
-                    setattr(module, name, buf.astype(dtype))
+                    setattr(module, name, dev.asarray(to_numpy(buf).astype(dtype)))
         structure.changed()
         return self
 
@@ -286,8 +360,23 @@ class Module:
         if is_symbolic(inputs):
             node = Node(self, inputs, name=name)
             return node.outputs[0] if len(node.outputs) == 1 else node.outputs
-        outputs = self._get_executor().forward(list(inputs))
+        outputs = self._get_executor(self._run_device(inputs)).forward(list(inputs))
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def _run_device(self, inputs):
+        """Where a call runs: the module's device, except that a module without parameters or
+        buffers (a loss, a pooling layer on its own) on the CPU follows device-array inputs (no
+        copy is made; nothing of the module's has to move)."""
+        if self._device != "cpu" or not any(hasattr(x, "copy_to_host")
+                                            or hasattr(x, "__cuda_array_interface__")
+                                            for x in inputs):
+            return self._device
+        for _ in self.named_parameters():
+            return self._device
+        for _ in self.named_buffers():
+            return self._device
+        from .device import device_of
+        return next(device_of(x) for x in inputs if device_of(x) != "cpu")
 
     def backward(self, grad_output=None, input_grad=True):
         """Back-propagate from the last call: fill every trainable Param.grad, return input
@@ -306,10 +395,15 @@ class Module:
         """The value a node produced in the last forward pass (a feature tap), by node name."""
         return self._get_executor().activation(name)
 
-    def _get_executor(self):
+    def _get_executor(self, device=None):
+        """The executor of the last call (``device=None``: backward, taps), or one for
+        ``device``."""
         from .executor import Executor
-        if self._executor is None or self._executor.device != self._device:
-            self._executor = Executor(self, self._device)
+        if device is None:
+            device = self.__dict__.get("_last_device") or self._device
+        self.__dict__["_last_device"] = device
+        if self._executor is None or self._executor.device != device:
+            self._executor = Executor(self, device)
         return self._executor
 
     def save_weights(self, path):
@@ -339,6 +433,14 @@ class Module:
         state = self.__dict__.copy()
         state["_executor"] = None
         return state
+
+    def __deepcopy__(self, memo):
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__getstate__().items():
+            new.__dict__[key] = _deepcopy(value, memo)
+        return new
 
 
 class Layer(Module):

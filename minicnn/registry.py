@@ -49,6 +49,22 @@ BUILTIN_PLUGINS = [
     "minicnn.zoo",
     "minicnn.commands.info",
     "minicnn.commands.train",
+    "minicnn.commands.check_plugin",
+]
+
+# Kernel modules of the "cuda" device: registered by ``Registry.enable_device("cuda")`` the first
+# time a registry is used on that device (they import numba.cuda, which a CPU-only run never does).
+CUDA_PLUGINS = [
+    "minicnn.layers.activation_cuda",
+    "minicnn.layers.linear_cuda",
+    "minicnn.layers.shape_cuda",
+    "minicnn.layers.merge_cuda",
+    "minicnn.layers.conv_cuda",
+    "minicnn.layers.pool_cuda",
+    "minicnn.layers.norm_cuda",
+    "minicnn.layers.dropout_cuda",
+    "minicnn.layers.softmax_cuda",
+    "minicnn.losses_cuda",
 ]
 
 # hook name -> table it fills
@@ -70,6 +86,8 @@ class Registry:
         self.datasets = {}    # name -> (factory, plugin name)
         self.commands = {}    # name -> (Command, plugin name)
         self.distributions = {}   # plugin name -> installed distribution (package) that provides it
+        self._builtins = builtins
+        self._devices_enabled = set()
         if builtins:
             for module_name in BUILTIN_PLUGINS:
                 self.register(importlib.import_module(module_name), name=module_name)
@@ -95,6 +113,24 @@ class Registry:
             dist = getattr(ep, "dist", None)
             if dist is not None:
                 self.distributions[ep.name] = dist.metadata["Name"]
+
+    def enable_device(self, device):
+        """Register the built-in kernel modules of a lazily loaded device (``"cuda"``), once.
+
+        The caller has created the device already (``minicnn.device.get_device``), so numba.cuda is
+        importable; a kernel module that fails to import is a PluginError naming it."""
+        if device != "cuda" or not self._builtins or device in self._devices_enabled:
+            return
+        self._devices_enabled.add(device)
+        for module_name in CUDA_PLUGINS:
+            if self.pm.get_plugin(module_name) is not None:
+                continue
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:
+                raise PluginError(f"failed to import {module_name!r}: {exc!r}", plugin=module_name,
+                                  hook="import") from exc
+            self.register(module, name=module_name)
 
     def provider_of(self, type_name):
         """(plugin name, distribution name or None) that registered a layer type, or None."""

@@ -30,7 +30,9 @@ def tie_free(shape, seed=0, low=0.05, high=1.0, dtype=np.float32):
 
 
 def _run_forward(module, inputs):
-    return [np.asarray(y, dtype=np.float64) for y in module._get_executor().forward(list(inputs))]
+    from .device import to_numpy
+    return [np.asarray(to_numpy(y), dtype=np.float64)
+            for y in module._get_executor().forward(list(inputs))]
 
 
 def _layers_with_rng(module):
@@ -67,6 +69,7 @@ def gradcheck(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0, input_g
     random numbers (dropout) get the same draws in every evaluation. ``max_elements`` checks only
     that many elements of each tensor, spread evenly (the default checks all).
     """
+    from .device import copy_into, device_of, to_numpy
     model, arrays = _float64_copy(module, inputs)
     rngs = {id(m): copy.deepcopy(m.rng) for m in _layers_with_rng(model)}
 
@@ -89,13 +92,16 @@ def gradcheck(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0, input_g
     if input_grad:
         for i, x in enumerate(arrays):
             if x.dtype.kind == "f" and grads_in[i] is not None:
-                tensors.append((f"input {i}", x, np.array(grads_in[i])))
+                tensors.append((f"input {i}", x, np.array(to_numpy(grads_in[i]))))
     for name, param in model.named_parameters():
         if param.requires_grad:
             assert param.grad is not None, f"{module.type_name}: backward left '{name}'.grad empty"
-            tensors.append((f"parameter '{name}'", param.data, np.array(param.grad)))
+            tensors.append((f"parameter '{name}'", param.data, np.array(to_numpy(param.grad))))
     assert tensors, f"{module.type_name}: nothing to check (no float input or trainable parameter)"
-    for label, array, analytic in tensors:
+    for label, target, analytic in tensors:
+        # parameters of a model on a GPU are perturbed in a host copy written back each time
+        on_device = device_of(target) != "cpu"
+        array = np.array(to_numpy(target)) if on_device else target
         numeric = np.zeros_like(array)
         flat, num_flat = array.reshape(-1), numeric.reshape(-1)
         indices = range(flat.size)
@@ -105,10 +111,16 @@ def gradcheck(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0, input_g
         for i in indices:
             old = flat[i]
             flat[i] = old + eps
+            if on_device:
+                copy_into(target, array)
             plus = objective()
             flat[i] = old - eps
+            if on_device:
+                copy_into(target, array)
             minus = objective()
             flat[i] = old
+            if on_device:
+                copy_into(target, array)
             num_flat[i] = (plus - minus) / (2 * eps)
             mask[i] = True
         _assert_close(f"{module.type_name} gradient of {label}", analytic.reshape(-1)[mask],

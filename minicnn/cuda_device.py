@@ -1,0 +1,241 @@
+"""The ``"cuda"`` device: numba.cuda device arrays, the launch helper, and the CUDA kernel modules.
+
+This module is imported only when the cuda device is asked for (``get_device("cuda")``,
+``model.to("cuda")``): ``import minicnn`` never touches CUDA. Set ``NUMBA_ENABLE_CUDASIM=1`` before
+the first import of numba.cuda to run every kernel on numba's CUDA simulator (CI does; it is slow:
+keep shapes tiny and ``set_launch(threads_per_block=8)``).
+
+Launches. Every kernel is a grid-stride loop over ``n`` work items: ``launch(kernel, n, *args)``
+runs ``kernel[blocks, THREADS_PER_BLOCK](*args)`` with ``blocks = min(MAX_BLOCKS, ceil(n /
+THREADS_PER_BLOCK))``. The configured launcher is cached per (kernel, n), so a training step's
+launches do no configuration work; geometry (sizes, strides, padding) travels as one small device
+int64 array uploaded once per layer and shape (``const_array``), not as many scalar arguments
+(numba's per-argument marshalling is most of a launch's 50-85 us host cost).
+
+numpy 2.5 removed ``np.row_stack``, which numba-cuda 0.30.4 still registers an overload for when
+it first compiles a kernel; a stand-in (forwarding to ``np.vstack``) is installed before numba.cuda
+is imported, only when numpy lacks the name.
+"""
+
+import logging
+import math
+
+import numpy as np
+
+log = logging.getLogger("minicnn.device")
+
+THREADS_PER_BLOCK = 128   # tests shrink this (8) to force several blocks on tiny shapes
+MAX_BLOCKS = 2048         # grid-stride loops cover the rest; the simulator wants few threads
+
+
+def _install_row_stack_shim():
+    """Give numpy 2.5 back the ``row_stack`` name numba-cuda 0.30.4 overloads (an alias of
+    vstack); a no-op where numpy still has it."""
+    if hasattr(np, "row_stack"):
+        return False
+
+    def row_stack(tup, *, dtype=None, casting="same_kind"):
+        return np.vstack(tup, dtype=dtype, casting=casting)
+
+    np.row_stack = row_stack
+    return True
+
+
+ROW_STACK_SHIM = _install_row_stack_shim()
+from numba import cuda  # noqa: E402 - after the shim, on purpose
+
+SIMULATOR = "simulator" in getattr(cuda.device_array, "__module__", "")
+
+
+_launchers = {}
+RECORD = None   # a set: (module, kernel name, argument types) of every launch (PTX checks)
+
+
+def set_launch(threads_per_block=None, max_blocks=None):
+    """Change the launch settings (tests: small blocks to force several); returns the old pair."""
+    global THREADS_PER_BLOCK, MAX_BLOCKS
+    old = (THREADS_PER_BLOCK, MAX_BLOCKS)
+    if threads_per_block is not None:
+        THREADS_PER_BLOCK = int(threads_per_block)
+    if max_blocks is not None:
+        MAX_BLOCKS = int(max_blocks)
+    _launchers.clear()
+    return old
+
+
+def launch(kernel, n, *args):
+    """Run a grid-stride ``kernel`` over ``n`` work items (nothing when ``n`` is 0)."""
+    if n <= 0:
+        return
+    key = (kernel, n)
+    run = _launchers.get(key)
+    if run is None:
+        blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
+        if len(_launchers) > 4096:
+            _launchers.clear()
+        run = _launchers[key] = kernel[blocks, THREADS_PER_BLOCK]
+    if RECORD is not None:
+        RECORD.add(_signature(kernel, args))
+    run(*args)
+
+
+def _signature(kernel, args):
+    fn = getattr(kernel, "py_func", None) or getattr(kernel, "fn", None)
+    types = []
+    for a in args:
+        if isinstance(a, np.generic):
+            types.append(("scalar", str(a.dtype)))
+        elif hasattr(a, "shape") and hasattr(a, "dtype"):
+            types.append(("array", str(a.dtype), len(a.shape)))
+        elif isinstance(a, (bool, np.bool_)):
+            types.append(("bool",))
+        elif isinstance(a, (int, np.integer)):
+            types.append(("int64",))
+        else:
+            types.append(("float64",))
+    return fn.__module__, fn.__qualname__, tuple(types)
+
+
+# -- small generic kernels ------------------------------------------------------------------------
+
+@cuda.jit
+def _fill_kernel(a, value):
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        a[i] = value
+
+
+@cuda.jit
+def _add_kernel(dst, src):
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        dst[i] += src[i]
+
+
+@cuda.jit
+def _copy_kernel(dst, src):
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        dst[i] = src[i]
+
+
+@cuda.jit
+def _nonfinite_kernel(a, flag):
+    """flag[0] = 1 if any element is NaN or Inf (every writer writes the same value)."""
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        v = a[i]
+        if v != v or v - v != 0.0:
+            flag[0] = 1
+
+
+def flat(a):
+    """A 1-D view of a C-contiguous device array (0-d arrays included)."""
+    return a.reshape(a.size) if len(a.shape) != 1 else a
+
+
+def is_device_array(a):
+    """True for numba device arrays (real or simulated) and other CUDA-array-interface objects."""
+    return hasattr(a, "copy_to_host") or hasattr(a, "__cuda_array_interface__")
+
+
+_consts = {}
+
+
+def const_array(values, dtype=np.int64):
+    """A device copy of a small tuple of numbers (geometry tables), cached by value."""
+    key = (tuple(values), np.dtype(dtype).str)
+    a = _consts.get(key)
+    if a is None:
+        if len(_consts) > 1024:
+            _consts.clear()
+        a = _consts[key] = cuda.to_device(np.asarray(values, dtype=dtype).reshape(-1))
+    return a
+
+
+class CUDADevice:
+    """Arrays on the GPU (numba device arrays); the same methods as ``CPUDevice``."""
+
+    name = "cuda"
+
+    def __init__(self):
+        if not cuda.is_available():
+            raise RuntimeError("numba.cuda finds no usable CUDA GPU (driver and toolkit); set "
+                               "NUMBA_ENABLE_CUDASIM=1 before importing minicnn to use numba's "
+                               "CUDA simulator instead")
+        self.simulator = SIMULATOR
+        self.array_type = type(cuda.device_array(1, np.float32))
+        from .optim.optimizer import register_backend
+        register_backend(self.array_type, "minicnn.optim.updates_cuda")
+
+    # -- allocation and transfers -----------------------------------------------------------------
+
+    def empty(self, shape, dtype):
+        return cuda.device_array(tuple(shape), dtype=np.dtype(dtype))
+
+    def zeros(self, shape, dtype):
+        a = self.empty(shape, dtype)
+        self.fill(a, 0)
+        return a
+
+    def asarray(self, array):
+        """A contiguous device array: device arrays as they are, host arrays copied (once)."""
+        if not hasattr(array, "copy_to_host") and hasattr(array, "__cuda_array_interface__"):
+            array = cuda.as_cuda_array(array)      # CuPy, PyTorch... arrays: a view, no copy
+        if is_device_array(array):
+            if not _contiguous(array):
+                raise ValueError("minicnn: device arrays must be C-contiguous")
+            return array
+        return cuda.to_device(np.asarray(array, order="C"))   # 0-d arrays stay 0-d
+
+    def to_host(self, array):
+        return array.copy_to_host()
+
+    # -- arithmetic (in place, on the device) -----------------------------------------------------
+
+    def add_into(self, dst, src):
+        launch(_add_kernel, dst.size, flat(dst), flat(src))
+
+    def assign(self, dst, src):
+        if is_device_array(src):
+            launch(_copy_kernel, dst.size, flat(dst), flat(src))
+        else:
+            dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype).reshape(dst.shape))
+
+    def copy(self, array):
+        out = self.empty(array.shape, array.dtype)
+        self.assign(out, array)
+        return out
+
+    def fill(self, array, value):
+        launch(_fill_kernel, array.size, flat(array), float(value) if array.dtype.kind == "f"
+               else int(value))
+
+    def all_finite(self, array):
+        if array.dtype.kind != "f" or array.size == 0:
+            return True
+        flag = cuda.to_device(np.zeros(1, np.int32))
+        launch(_nonfinite_kernel, array.size, flat(array), flag)
+        return not bool(flag.copy_to_host()[0])
+
+    def synchronize(self):
+        cuda.synchronize()
+
+
+def _contiguous(a):
+    flags = getattr(a, "flags", None)
+    if flags is None:
+        return True
+    try:
+        return bool(flags["C_CONTIGUOUS"])
+    except (KeyError, TypeError):
+        return bool(getattr(flags, "c_contiguous", True))
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def prod(shape):
+    return math.prod(int(d) for d in shape)
+
+
+def zero_of(dtype):
+    """A typed zero scalar: kernels start their sums from it, so float32 sums stay float32."""
+    return np.dtype(dtype).type(0)

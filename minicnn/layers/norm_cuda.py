@@ -1,0 +1,173 @@
+"""CUDA kernels of batch normalisation (BatchNorm1d/2d/3d), the CPU kernel's arithmetic.
+
+The input is viewed as (N, C, S). Statistics and the backward sums run one thread per channel, in
+a fixed order (deterministic) with float64 accumulators and the two-pass variance; the element-wise
+parts (normalise, input gradient) run one thread per element from per-channel coefficients kept in
+float64 workspace arrays. Nothing is copied to the host: ``num_batches_tracked`` is incremented on
+the device, ``momentum=None`` (cumulative average) reads it there, and whether forward used the
+batch statistics is kept in device memory for backward.
+"""
+
+import math
+
+import numpy as np
+
+from ..cuda_device import cuda, flat, launch
+from ..errors import InputError
+from ..kernel import Kernel
+from ..registry import hookimpl
+
+
+@cuda.jit
+def bump_count(count, flags, use_batch):
+    if cuda.grid(1) == 0:
+        if count.size > 0:
+            count[0] += 1
+        flags[0] = use_batch
+
+
+@cuda.jit
+def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_batch, channels,
+                    spatial, eps, momentum, use_batch, update):
+    m = n_batch * spatial
+    for c in range(cuda.grid(1), channels, cuda.gridsize(1)):
+        if use_batch:
+            acc = 0.0
+            for n in range(n_batch):
+                base = (n * channels + c) * spatial
+                for s in range(spatial):
+                    acc += x[base + s]
+            mean = acc / m
+            acc = 0.0
+            for n in range(n_batch):
+                base = (n * channels + c) * spatial
+                for s in range(spatial):
+                    d = x[base + s] - mean
+                    acc += d * d
+            var = acc / m
+            if update:
+                factor = momentum if momentum >= 0.0 else 1.0 / count[0]
+                running_mean[c] = (1.0 - factor) * running_mean[c] + factor * mean
+                running_var[c] = (1.0 - factor) * running_var[c] + factor * (acc / (m - 1))
+        else:
+            mean = float(running_mean[c])
+            var = float(running_var[c])
+        mean_ws[c] = mean
+        invstd_ws[c] = 1.0 / math.sqrt(var + eps)
+
+
+@cuda.jit
+def batchnorm_normalize(x, y, weight, bias, mean_ws, invstd_ws, channels, spatial, affine):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        c = (i // spatial) % channels
+        if affine:
+            y[i] = (x[i] - mean_ws[c]) * (invstd_ws[c] * weight[c]) + bias[c]
+        else:
+            y[i] = (x[i] - mean_ws[c]) * invstd_ws[c]
+
+
+@cuda.jit
+def batchnorm_grad_sums(x, gy, weight, mean_ws, invstd_ws, flags, coef, gweight, gbias, n_batch,
+                        channels, spatial, affine, need_gw, need_gb):
+    m = n_batch * spatial
+    use_batch = flags[0] != 0
+    for c in range(cuda.grid(1), channels, cuda.gridsize(1)):
+        mean = mean_ws[c]
+        invstd = invstd_ws[c]
+        sum_g = 0.0
+        sum_gd = 0.0
+        for n in range(n_batch):
+            base = (n * channels + c) * spatial
+            for s in range(spatial):
+                g = gy[base + s]
+                sum_g += g
+                sum_gd += g * (x[base + s] - mean)
+        sum_gxhat = sum_gd * invstd
+        if need_gw:
+            gweight[c] = sum_gxhat
+        if need_gb:
+            gbias[c] = sum_g
+        k = invstd * weight[c] if affine else invstd
+        coef[c] = k
+        coef[channels + c] = sum_g / m if use_batch else 0.0
+        coef[2 * channels + c] = sum_gxhat / m * invstd if use_batch else 0.0
+
+
+@cuda.jit
+def batchnorm_grad_input(x, gy, gx, mean_ws, coef, channels, spatial):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        c = (i // spatial) % channels
+        k = coef[c]
+        a = coef[channels + c]
+        b = coef[2 * channels + c]
+        gx[i] = k * (gy[i] - a - (x[i] - mean_ws[c]) * b)
+
+
+class BatchNormCUDA(Kernel):
+    device = "cuda"
+
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        c = in_shapes[0][1]
+        return {"mean": ((c,), np.float64), "invstd": ((c,), np.float64),
+                "coef": ((3 * c,), np.float64), "flags": ((1,), np.int64),
+                "none": ((1,), dtype), "nocount": ((0,), np.int64)}
+
+    @staticmethod
+    def _dims(x):
+        spatial = 1
+        for d in x.shape[2:]:
+            spatial *= d
+        return x.shape[0], x.shape[1], spatial
+
+    def forward(self, layer, xs, ys, ws):
+        n_batch, channels, spatial = self._dims(xs[0])
+        use_batch = layer.uses_batch_stats()
+        update = use_batch and layer.training and layer.track_running_stats
+        if use_batch and n_batch * spatial <= 1:
+            raise InputError(f"{layer.type_name}: Expected more than 1 value per channel when "
+                             f"training, got input of shape {tuple(xs[0].shape)}")
+        none = ws["none"]
+        count = flat(layer.num_batches_tracked) if update else ws["nocount"]
+        launch(bump_count, 1, count, ws["flags"], int(use_batch))
+        rmean = layer.running_mean if layer.track_running_stats else none
+        rvar = layer.running_var if layer.track_running_stats else none
+        momentum = -1.0 if layer.momentum is None else float(layer.momentum)
+        launch(batchnorm_stats, channels, flat(xs[0]), rmean, rvar,
+               count if update else ws["flags"], ws["mean"], ws["invstd"], n_batch, channels,
+               spatial, float(layer.eps), momentum, use_batch, update)
+        weight = layer.weight.data if layer.affine else none
+        bias = layer.bias.data if layer.affine else none
+        launch(batchnorm_normalize, xs[0].size, flat(xs[0]), flat(ys[0]), weight, bias,
+               ws["mean"], ws["invstd"], channels, spatial, layer.affine)
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        gw, gb = grads.get("weight"), grads.get("bias")
+        if gxs[0] is None and gw is None and gb is None:
+            return
+        n_batch, channels, spatial = self._dims(xs[0])
+        none = ws["none"]
+        weight = layer.weight.data if layer.affine else none
+        launch(batchnorm_grad_sums, channels, flat(xs[0]), flat(gys[0]), weight, ws["mean"],
+               ws["invstd"], ws["flags"], ws["coef"], none if gw is None else gw,
+               none if gb is None else gb, n_batch, channels, spatial, layer.affine,
+               gw is not None, gb is not None)
+        if gxs[0] is not None:
+            launch(batchnorm_grad_input, xs[0].size, flat(xs[0]), flat(gys[0]), flat(gxs[0]),
+                   ws["mean"], ws["coef"], channels, spatial)
+
+
+class BatchNorm1dCUDA(BatchNormCUDA):
+    layer = "BatchNorm1d"
+
+
+class BatchNorm2dCUDA(BatchNormCUDA):
+    layer = "BatchNorm2d"
+
+
+class BatchNorm3dCUDA(BatchNormCUDA):
+    layer = "BatchNorm3d"
+
+
+@hookimpl
+def minicnn_kernels():
+    return [BatchNorm1dCUDA, BatchNorm2dCUDA, BatchNorm3dCUDA]

@@ -1,0 +1,96 @@
+"""Compile every recorded CUDA kernel signature to PTX with ``numba.cuda.compile_ptx`` (no GPU
+needed, only NVVM): catches the typing errors numba's simulator cannot see.
+
+    python scripts/cuda_ptx.py signatures.json [--cc 8.0]
+
+``signatures.json`` is a list of ``[module, kernel name, argument types]`` as recorded by
+``minicnn.cuda_device.RECORD`` during a simulated run (``scripts/gpu_check.py --record`` or
+``tests/test_cuda_ptx.py`` write one). Run it WITHOUT ``NUMBA_ENABLE_CUDASIM``. Prints one line per
+failure and ``compiled N signatures, F failed``; exit status 2 when NVVM is unavailable.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+
+def numba_type(spec):
+    import numpy as np
+    from numba import from_dtype, types
+    kind = spec[0]
+    if kind == "array":
+        return types.Array(from_dtype(np.dtype(spec[1])), int(spec[2]), "C")
+    if kind == "scalar":
+        return from_dtype(np.dtype(spec[1]))
+    return {"bool": types.boolean, "int64": types.int64, "float64": types.float64}[kind]
+
+
+def compile_all(records, cc=(8, 0)):
+    """[(module, name, argument types, error or None)] for every record."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise RuntimeError("compile_ptx needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
+    from numba import cuda
+
+    import minicnn.cuda_device  # noqa: F401 - applies the numpy row_stack shim first
+    _fake_device(cc)
+    out = []
+    for module_name, qualname, argtypes in records:
+        kernel = getattr(importlib.import_module(module_name), qualname)
+        sig = tuple(numba_type(t) for t in argtypes)
+        try:
+            cuda.compile_ptx(kernel.py_func, sig, cc=cc)
+            out.append((module_name, qualname, argtypes, None))
+        except Exception as exc:   # report every failing kernel, not just the first
+            out.append((module_name, qualname, argtypes, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _fake_device(cc):
+    """numba compiles device functions called from a kernel (builtins such as min/max on floats
+    included) for "the current device", which needs a driver; without a GPU, answer with ``cc``."""
+    import numba.cuda.dispatcher as dispatcher
+
+    class FakeDevice:
+        compute_capability = cc
+
+    if hasattr(dispatcher, "get_current_device"):
+        dispatcher.get_current_device = lambda: FakeDevice()
+
+
+def _trivial(a):
+    a[0] = 1.0
+
+
+def nvvm_available(cc=(8, 0)):
+    """Whether this numba.cuda can compile PTX here (NVVM, and NVRTC for numba-cuda)."""
+    try:
+        from numba import cuda, types
+        cuda.compile_ptx(_trivial, (types.float32[::1],), cc=cc)
+        return True
+    except Exception:
+        return False
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("signatures")
+    parser.add_argument("--cc", default="8.0", help="compute capability, e.g. 8.0 or 9.0")
+    args = parser.parse_args(argv)
+    cc = tuple(int(v) for v in args.cc.split("."))
+    if not nvvm_available(cc):
+        print("numba.cuda cannot compile PTX here (libNVVM or NVRTC missing)")
+        return 2
+    with open(args.signatures) as f:
+        records = [tuple(r) for r in json.load(f)]
+    results = compile_all(records, cc)
+    failed = [r for r in results if r[3] is not None]
+    for module_name, qualname, argtypes, error in failed:
+        print(f"FAILED {module_name}.{qualname}{tuple(tuple(t) for t in argtypes)}: {error}")
+    print(f"compiled {len(results)} signatures, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

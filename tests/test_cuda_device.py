@@ -1,0 +1,254 @@
+"""The cuda device: moving models, transfers, the missing-kernel report and the logged CPU
+fallback, device-following losses, determinism, and training that matches the CPU step for step.
+Runs on numba's CUDA simulator in CI (see tests/cuda_sim.py)."""
+
+import copy
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import InputError, KernelMissingError, Layer, nn, optim, testing, to_numpy
+from minicnn.kernel import Kernel
+from minicnn.registry import get_registry, hookimpl
+
+from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
+
+cuda_device = cuda_or_skip()
+
+
+def _run(code, **env):
+    environment = dict(os.environ, MINICNN_DISABLE_PLUGIN_AUTOLOAD="1", **env)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_import_and_cpu_use_never_touch_cuda():
+    out = _run("""
+        import sys
+        import numpy as np
+        import minicnn
+        from minicnn import nn, optim
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2, 2))
+        y = model(np.ones((1, 1, 3, 3), np.float32))
+        model.backward(np.ones_like(y))
+        optim.SGD(model.parameters(), lr=0.1).step()
+        minicnn.get_registry()
+        print(sorted(m for m in sys.modules if m.startswith(("numba.cuda", "minicnn.cuda",
+                                                             "numba_cuda"))
+                     or m.endswith("_cuda")))
+    """)
+    assert out.strip() == "[]"
+
+
+def test_row_stack_shim_only_where_numpy_lacks_it():
+    out = _run("""
+        import numpy as np
+        if hasattr(np, "row_stack"):
+            del np.row_stack                      # as numpy 2.5 does
+        from minicnn import cuda_device
+        assert cuda_device.ROW_STACK_SHIM
+        assert np.row_stack(([1, 2], [3, 4])).tolist() == [[1, 2], [3, 4]]
+        try:
+            import numba_cuda  # noqa: F401 - numba-cuda: its arrayobj overloads np.row_stack
+        except ImportError:
+            pass
+        else:
+            import numba.cuda.np.arrayobj  # noqa: F401
+        print("ok")
+    """, NUMBA_ENABLE_CUDASIM="1")
+    assert out.strip() == "ok"
+    import numpy
+    if hasattr(numpy, "row_stack") and not cuda_device.ROW_STACK_SHIM:
+        assert numpy.row_stack.__module__.startswith("numpy")   # left alone
+
+
+def test_to_moves_parameters_and_buffers_and_back():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    state = model.state_dict()
+    model.to("cuda")
+    assert model.device == "cuda"
+    for _, p in model.named_parameters():
+        assert cuda_device.is_device_array(p.data)
+    for _, b in model.named_buffers():
+        assert cuda_device.is_device_array(b)
+    assert model[1].num_batches_tracked.shape == ()
+    for key, value in model.state_dict().items():   # host copies, same values
+        assert isinstance(value, np.ndarray)
+        np.testing.assert_array_equal(value, state[key])
+    model.to("cpu")
+    assert model.device == "cpu"
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+    assert isinstance(model[0].weight.data, np.ndarray)
+
+
+def test_to_numpy_is_the_identity_on_numpy_and_copies_device_arrays():
+    x = np.arange(6.0).reshape(2, 3)
+    assert minicnn.to_numpy(x) is x
+    d = cuda_device.CUDADevice().asarray(x)
+    back = minicnn.to_numpy(d)
+    assert isinstance(back, np.ndarray)
+    np.testing.assert_array_equal(back, x)
+
+
+def test_numpy_inputs_are_accepted_and_outputs_stay_on_the_device():
+    layer = nn.Linear(3, 2).to("cuda")
+    y = layer(np.ones((2, 3), np.float32))
+    assert cuda_device.is_device_array(y)
+    again = layer(np.ones((2, 3), np.float32))
+    np.testing.assert_array_equal(to_numpy(again), to_numpy(y))
+
+
+def test_cpu_module_refuses_device_arrays():
+    x = cuda_device.CUDADevice().asarray(np.ones((2, 3), np.float32))
+    with pytest.raises(InputError, match=r"on the 'cuda' device and the module on the CPU"):
+        nn.Linear(3, 2)(x)
+
+
+def test_parameterless_loss_follows_device_inputs():
+    logits = testing.tie_free((3, 4))
+    labels = np.array([1, 0, 3])
+    loss = nn.CrossEntropyLoss()                   # never moved: no parameters, no buffers
+    on_cpu = loss(logits, labels)
+    g_cpu = loss.backward()
+    value = loss(cuda_device.CUDADevice().asarray(logits), labels)
+    g = loss.backward()
+    assert cuda_device.is_device_array(g)
+    assert value == pytest.approx(on_cpu, rel=1e-6)
+    np.testing.assert_allclose(to_numpy(g), g_cpu, rtol=1e-5, atol=1e-7)
+
+
+def test_astype_on_the_device():
+    layer = nn.Linear(3, 2).to("cuda").double()
+    assert layer.weight.data.dtype == np.float64 and cuda_device.is_device_array(layer.weight.data)
+
+
+# -- a layer with only a CPU kernel ---------------------------------------------------------------
+
+class Scale2(Layer):
+    """y = 2 x (test layer with a CPU kernel only)."""
+
+    def infer_shapes(self, in_shapes):
+        return [tuple(in_shapes[0])]
+
+
+class Scale2CPU(Kernel):
+    layer, device = "Scale2", "cpu"
+
+    def forward(self, layer, xs, ys, ws):
+        ys[0][...] = 2 * xs[0]
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        if gxs[0] is not None:
+            gxs[0][...] = 2 * gys[0]
+
+
+class CPUOnlyPlugin:
+    @hookimpl
+    def minicnn_layers(self):
+        return [Scale2]
+
+    @hookimpl
+    def minicnn_kernels(self):
+        return [Scale2CPU]
+
+
+@pytest.fixture
+def cpu_only_layer():
+    registry = get_registry()
+    registry.register(CPUOnlyPlugin(), name="cpu-only-test")
+    yield
+    registry.unregister("cpu-only-test")
+
+
+def test_missing_kernel_is_reported_when_moving(cpu_only_layer):
+    model = nn.Sequential(nn.Linear(3, 3), Scale2(), nn.ReLU())
+    with pytest.raises(KernelMissingError, match=r"no 'cuda' kernel for: Scale2 \(1\).*fallback"):
+        model.to("cuda")
+    assert model.device == "cpu" and isinstance(model[0].weight.data, np.ndarray)   # unmoved
+
+
+def test_cpu_fallback_is_opt_in_and_logged(cpu_only_layer, caplog):
+    model = nn.Sequential(nn.Linear(3, 3), Scale2(), nn.Linear(3, 2))
+    reference = copy.deepcopy(model)
+    with caplog.at_level(logging.WARNING, logger="minicnn.device"):
+        model.to("cuda", fallback="cpu")
+    assert "Scale2" in caplog.text and "stay on the CPU" in caplog.text
+    assert cuda_device.is_device_array(model[0].weight.data)
+    x = testing.tie_free((2, 3))
+    with caplog.at_level(logging.WARNING, logger="minicnn.device"):
+        y = model(x)
+    assert "node '1' (Scale2)" in caplog.text and "copies" in caplog.text
+    np.testing.assert_allclose(to_numpy(y), reference(x), rtol=1e-5, atol=1e-6)
+    gy = testing.tie_free((2, 2), seed=3)
+    gx = model.backward(gy)
+    np.testing.assert_allclose(to_numpy(gx), reference.backward(gy), rtol=1e-5, atol=1e-6)
+    for (_, p), (_, q) in zip(model.named_parameters(), reference.named_parameters(),
+                              strict=True):
+        np.testing.assert_allclose(to_numpy(p.grad), q.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_fallback_is_an_error():
+    with pytest.raises(ValueError, match="fallback"):
+        nn.ReLU().to("cuda", fallback="gpu")
+
+
+# -- determinism and training ---------------------------------------------------------------------
+
+def _small_convnet(num_classes=3):
+    minicnn.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(2 * 2 * 2, num_classes))
+
+
+def test_backward_is_bit_identical_run_after_run():
+    model = _small_convnet().to("cuda")
+    x = testing.tie_free((2, 1, 4, 4))
+    gy = testing.tie_free((2, 3), seed=1)
+    results = []
+    for _ in range(2):
+        model(x)
+        gx = to_numpy(model.backward(gy))
+        results.append([gx] + [to_numpy(p.grad) for p in model.parameters()])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda p: optim.AdamW(p, lr=0.01, amsgrad=True),
+], ids=["sgd_nesterov", "adamw_amsgrad"])
+def test_training_matches_the_cpu_step_for_step(make_opt):
+    x = testing.tie_free((2, 1, 4, 4))
+    labels = np.array([2, 0])
+    runs = {}
+    for device in ("cpu", "cuda"):
+        model = _small_convnet().to(device)
+        loss = nn.CrossEntropyLoss()
+        opt = make_opt(model.parameters())
+        values = []
+        for _ in range(3):
+            values.append(loss(model(x), labels))
+            model.backward(loss.backward(), input_grad=False)
+            opt.step()
+        runs[device] = values, [to_numpy(p.data) for p in model.parameters()]
+        if device == "cuda":
+            assert all(cuda_device.is_device_array(s) for st in opt.state.values()
+                       for s in st.values() if hasattr(s, "shape"))
+    np.testing.assert_allclose(runs["cuda"][0], runs["cpu"][0], rtol=1e-5)
+    for a, b in zip(runs["cuda"][1], runs["cpu"][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_launch_settings_round_trip():
+    old = cuda_device.set_launch(threads_per_block=16, max_blocks=2)
+    assert (cuda_device.THREADS_PER_BLOCK, cuda_device.MAX_BLOCKS) == (16, 2)
+    assert cuda_device.set_launch(*old) == (16, 2)

@@ -1,0 +1,133 @@
+"""Every CUDA layer kernel against the CPU kernel (forward, input and parameter gradients) and a
+float64 finite-difference gradcheck on the cuda device. Runs on numba's CUDA simulator in CI (tiny
+shapes, 8 threads per block, at most 4 blocks) and unsimulated with MINICNN_TEST_REAL_GPU=1."""
+
+import numpy as np
+import pytest
+
+from minicnn import Input, Model, nn, testing
+
+from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
+
+cuda_device = cuda_or_skip()
+
+
+def _x(shape, seed=0, positive=False):
+    x = testing.tie_free(shape, seed=seed)
+    return np.abs(x) if positive else x
+
+
+def _two_input(layer, shape):
+    a, b = Input(shape[1:]), Input(shape[1:])
+    return Model([a, b], layer([a, b])), [_x(shape, 1), _x(shape, 2)]
+
+
+# (id, module factory, inputs factory): each runs parity; GRAD ids also a gradcheck on the device
+CASES = [
+    ("relu", nn.ReLU, lambda: [_x((2, 3, 2, 2))]),
+    ("leaky_relu", lambda: nn.LeakyReLU(0.2), lambda: [_x((2, 5))]),
+    ("elu", lambda: nn.ELU(0.7), lambda: [_x((2, 5))]),
+    ("sigmoid", nn.Sigmoid, lambda: [_x((2, 5))]),
+    ("tanh", nn.Tanh, lambda: [_x((2, 5))]),
+    ("identity", nn.Identity, lambda: [_x((2, 5))]),
+    ("linear", lambda: nn.Linear(5, 3), lambda: [_x((2, 5))]),
+    ("linear_nobias", lambda: nn.Linear(4, 2, bias=False), lambda: [_x((3, 4))]),
+    ("flatten", nn.Flatten, lambda: [_x((2, 2, 3))]),
+    ("conv2d", lambda: nn.Conv2d(2, 2, 2), lambda: [_x((2, 2, 3, 3))]),
+    ("conv2d_stride_pad_groups", lambda: nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2),
+     lambda: [_x((1, 2, 4, 4))]),
+    ("conv2d_dilation_nobias", lambda: nn.Conv2d(2, 2, 2, padding=1, dilation=2, bias=False),
+     lambda: [_x((1, 2, 3, 3))]),
+    ("conv2d_same", lambda: nn.Conv2d(1, 2, (2, 3), padding="same"), lambda: [_x((1, 1, 3, 3))]),
+    ("conv1d", lambda: nn.Conv1d(2, 2, 2, stride=2, padding=1), lambda: [_x((2, 2, 5))]),
+    ("conv3d", lambda: nn.Conv3d(1, 2, 2, padding=1), lambda: [_x((1, 1, 2, 2, 2))]),
+    ("max_pool", lambda: nn.MaxPool2d(2), lambda: [_x((2, 2, 4, 4))]),
+    ("max_pool_pad_ceil", lambda: nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
+     lambda: [_x((1, 2, 5, 5))]),
+    ("max_pool_dilation", lambda: nn.MaxPool2d(2, 1, dilation=2), lambda: [_x((1, 2, 4, 4))]),
+    ("avg_pool", lambda: nn.AvgPool2d(2), lambda: [_x((2, 2, 4, 4))]),
+    ("avg_pool_exclude_pad", lambda: nn.AvgPool2d(3, 2, padding=1, count_include_pad=False,
+                                                  ceil_mode=True), lambda: [_x((1, 2, 4, 4))]),
+    ("avg_pool_divisor", lambda: nn.AvgPool2d(2, divisor_override=3), lambda: [_x((1, 1, 4, 4))]),
+    ("lp_pool2", lambda: nn.LPPool2d(2, 2), lambda: [_x((1, 2, 4, 4), positive=True)]),
+    ("lp_pool_frac", lambda: nn.LPPool2d(1.5, 2, 1), lambda: [_x((1, 1, 3, 3), positive=True)]),
+    ("adaptive_avg", lambda: nn.AdaptiveAvgPool2d((2, 3)), lambda: [_x((1, 2, 3, 4))]),
+    ("global_avg", nn.GlobalAvgPool2d, lambda: [_x((2, 2, 3, 3))]),
+    ("batchnorm2d", lambda: nn.BatchNorm2d(2), lambda: [_x((2, 2, 2, 3))]),
+    ("batchnorm1d_cma", lambda: nn.BatchNorm1d(3, momentum=None), lambda: [_x((4, 3))]),
+    ("batchnorm_noaffine", lambda: nn.BatchNorm2d(2, affine=False), lambda: [_x((2, 2, 2, 2))]),
+    ("batchnorm3d", lambda: nn.BatchNorm3d(2), lambda: [_x((2, 2, 1, 2, 2))]),
+    ("batchnorm_eval", lambda: nn.BatchNorm2d(2).eval(), lambda: [_x((2, 2, 2, 2))]),
+    ("dropout", lambda: nn.Dropout(0.5), lambda: [_x((2, 3, 2, 2))]),
+    ("dropout2d", lambda: nn.Dropout2d(0.4), lambda: [_x((2, 3, 2, 2))]),
+    ("dropout1d", lambda: nn.Dropout1d(0.5), lambda: [_x((2, 3, 4))]),
+    ("softmax", nn.Softmax, lambda: [_x((2, 3, 2))]),
+    ("log_softmax_last", lambda: nn.LogSoftmax(dim=-1), lambda: [_x((2, 2, 3))]),
+    ("add", None, None),
+    ("concat", None, None),
+    ("cross_entropy", nn.CrossEntropyLoss, lambda: [_x((3, 4)), np.array([0, 3, 1])]),
+    ("cross_entropy_options",
+     lambda: nn.CrossEntropyLoss(weight=[1.0, 2.0, 0.5], ignore_index=1, label_smoothing=0.1,
+                                 reduction="sum"),
+     lambda: [_x((2, 3, 2, 2)), np.array([[[0, 1], [2, 0]], [[1, 1], [2, 2]]])]),
+    ("nll", nn.NLLLoss, lambda: [_x((3, 4)), np.array([2, 0, 1])]),
+    ("mse", nn.MSELoss, lambda: [_x((2, 3)), _x((2, 3), 5)]),
+    ("l1", lambda: nn.L1Loss(reduction="sum"), lambda: [_x((2, 3)), _x((2, 3), 5)]),
+    ("smooth_l1", lambda: nn.SmoothL1Loss(beta=0.5), lambda: [_x((2, 3)), _x((2, 3), 5)]),
+    ("bce_logits", lambda: nn.BCEWithLogitsLoss(weight=np.array([1.0, 2.0, 3.0]),
+                                                pos_weight=np.array([[0.5], [2.0]])),
+     lambda: [_x((2, 3)), _x((2, 3), 5, positive=True)]),
+    ("bce", nn.BCELoss, lambda: [_x((2, 3), positive=True) * 0.9, _x((2, 3), 5, positive=True)]),
+]
+
+GRAD = {"elu", "sigmoid", "linear", "conv2d_stride_pad_groups", "conv2d_dilation_nobias",
+        "conv1d", "conv3d", "max_pool_pad_ceil", "avg_pool_exclude_pad", "lp_pool_frac",
+        "adaptive_avg", "batchnorm2d", "dropout2d", "log_softmax_last", "concat",
+        "cross_entropy_options", "smooth_l1", "bce_logits"}
+
+
+def build(case_id):
+    _, make, inputs = next(c for c in CASES if c[0] == case_id)
+    if case_id == "add":
+        return _two_input(nn.Add(), (2, 3, 2))
+    if case_id == "concat":
+        a, b = Input((2, 2)), Input((3, 2))
+        return Model([a, b], nn.Concat(1)([a, b])), [_x((2, 2, 2), 1), _x((2, 3, 2), 2)]
+    return make(), inputs()
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+def test_parity_with_cpu(case_id):
+    module, inputs = build(case_id)
+    testing.check_parity(module, inputs, device="cuda", atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("case_id", sorted(GRAD))
+def test_gradcheck_on_device(case_id):
+    module, inputs = build(case_id)
+    testing.gradcheck(module.to("cuda"), inputs)
+
+
+def test_every_cuda_kernel_has_a_case():
+    """The cases above build every layer type that has a CUDA kernel."""
+    from minicnn.registry import get_registry
+    registry = get_registry()
+    built = set()
+    for case_id, _, _ in CASES:
+        module, _ = build(case_id)
+        built |= {m.type_name for _, m in module.named_modules()}
+    with_cuda = {t for (t, dev) in registry.kernels if dev == "cuda"}
+    assert with_cuda - built == set()
+
+
+def test_max_pool_first_maximum_wins_on_ties():
+    x = np.zeros((1, 1, 2, 2), np.float32)          # four equal values: the first gets it all
+    layer = nn.MaxPool2d(2).to("cuda")
+    layer(x)
+    from minicnn import to_numpy
+    gx = to_numpy(layer.backward(np.ones((1, 1, 1, 1), np.float32)))
+    assert gx.reshape(-1).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_cuda_kernels_are_launched_over_several_blocks():
+    assert cuda_device.THREADS_PER_BLOCK == 8 and cuda_device.MAX_BLOCKS == 4

@@ -1,0 +1,55 @@
+"""Every CUDA kernel signature the layer and optimiser tests launch also compiles to PTX with
+``numba.cuda.compile_ptx`` (no GPU needed, only NVVM): the simulator runs kernels as Python and
+misses typing errors. Skips when NVVM is not installed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn import Param, optim, testing
+
+from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
+from .test_cuda_layers import CASES, build
+
+cuda_device = cuda_or_skip()
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "cuda_ptx.py"
+
+
+def _record():
+    cuda_device.RECORD = set()
+    try:
+        for case_id, _, _ in CASES:
+            module, inputs = build(case_id)
+            testing.check_parity(module, inputs, device="cuda", atol=1e-3, rtol=1e-3)
+        dev = cuda_device.CUDADevice()
+        for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+                     lambda p: optim.Adam(p, lr=0.1)):
+            p = Param(dev.asarray(np.ones(3, np.float32)))
+            p.grad = dev.asarray(np.ones(3, np.float32))
+            make([p]).step()
+            optim.clip_grad_norm_([p], 0.1)
+        for dtype in (np.float32, np.float64):    # the dtype gradchecks run in
+            layer = build("conv2d")[0].to("cuda").astype(dtype)
+            layer(np.ones((1, 2, 3, 3), dtype))
+            layer.backward(np.ones((1, 2, 2, 2), dtype))
+        return sorted(cuda_device.RECORD)
+    finally:
+        cuda_device.RECORD = None
+
+
+def test_every_launched_kernel_compiles_to_ptx(tmp_path):
+    records = _record()
+    assert len(records) > 40
+    path = tmp_path / "signatures.json"
+    path.write_text(json.dumps([list(r) for r in records]))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True,
+                            text=True, env=env, timeout=600)
+    if result.returncode == 2:
+        pytest.skip(result.stdout.strip())
+    assert result.returncode == 0, result.stdout + result.stderr
