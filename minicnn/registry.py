@@ -60,6 +60,8 @@ CUDA_PLUGINS = [
     "minicnn.layers.shape_cuda",
     "minicnn.layers.merge_cuda",
     "minicnn.layers.conv_cuda",
+    "minicnn.layers.conv_transpose_cuda",
+    "minicnn.layers.pad_cuda",
     "minicnn.layers.pool_cuda",
     "minicnn.layers.norm_cuda",
     "minicnn.layers.dropout_cuda",
@@ -88,6 +90,7 @@ class Registry:
         self.distributions = {}   # plugin name -> installed distribution (package) that provides it
         self._builtins = builtins
         self._devices_enabled = set()
+        self._device_hooks_called = set()   # (plugin name, device): minicnn_device_kernels ran
         if builtins:
             for module_name in BUILTIN_PLUGINS:
                 self.register(importlib.import_module(module_name), name=module_name)
@@ -115,22 +118,35 @@ class Registry:
                 self.distributions[ep.name] = dist.metadata["Name"]
 
     def enable_device(self, device):
-        """Register the built-in kernel modules of a lazily loaded device (``"cuda"``), once.
+        """Load the kernels of a lazily loaded device (``"cuda"``) the first time it is used.
+
+        First the built-in kernel modules of ``"cuda"`` (``CUDA_PLUGINS``) are registered, then the
+        ``minicnn_device_kernels(device)`` hook of every registered plugin is called, in
+        registration order, once per plugin and device (a plugin registered later is asked at
+        registration). ``"cpu"`` needs nothing and a device already enabled costs a set lookup.
 
         The caller has created the device already (``minicnn.device.get_device``), so numba.cuda is
-        importable; a kernel module that fails to import is a PluginError naming it."""
-        if device != "cuda" or not self._builtins or device in self._devices_enabled:
+        importable. A kernel module that fails to import, or a hook that raises, is a PluginError
+        naming the plugin and the hook; that plugin's kernels for the device are not added, the
+        device stays not enabled and the next call tries the plugins not yet asked again."""
+        if device == "cpu" or device in self._devices_enabled:
             return
-        self._devices_enabled.add(device)
-        for module_name in CUDA_PLUGINS:
-            if self.pm.get_plugin(module_name) is not None:
+        if device == "cuda" and self._builtins:
+            for module_name in CUDA_PLUGINS:
+                if self.pm.get_plugin(module_name) is not None:
+                    continue
+                try:
+                    module = importlib.import_module(module_name)
+                except Exception as exc:
+                    raise PluginError(f"failed to import {module_name!r}: {exc!r}",
+                                      plugin=module_name, hook="import") from exc
+                self.register(module, name=module_name)
+        for name, plugin in list(self.pm.list_name_plugin()):
+            if plugin is None or (name, device) in self._device_hooks_called:
                 continue
-            try:
-                module = importlib.import_module(module_name)
-            except Exception as exc:
-                raise PluginError(f"failed to import {module_name!r}: {exc!r}", plugin=module_name,
-                                  hook="import") from exc
-            self.register(module, name=module_name)
+            self._add_staged(self._collect(plugin, name, devices=(device,), tables=False), name)
+            self._device_hooks_called.add((name, device))
+        self._devices_enabled.add(device)
 
     def provider_of(self, type_name):
         """(plugin name, distribution name or None) that registered a layer type, or None."""
@@ -153,14 +169,20 @@ class Registry:
         except Exception as exc:
             self.pm.unregister(plugin)
             raise PluginError(str(exc), plugin=name) from exc
+        devices = sorted(self._devices_enabled)   # asked now: they will not be enabled again
         try:
-            staged = self._collect(plugin, name)
+            staged = self._collect(plugin, name, devices=devices)
         except Exception:
             self.pm.unregister(plugin)
             raise
+        self._add_staged(staged, name)
+        self._device_hooks_called.update((name, device) for device in devices)
+        return plugin
+
+    @staticmethod
+    def _add_staged(staged, name):
         for table, key, value in staged:
             table[key] = (value, name)
-        return plugin
 
     def unregister(self, name):
         """Remove a plugin and everything it registered."""
@@ -172,18 +194,23 @@ class Registry:
                       self.commands):
             for key in [k for k, (_, owner) in table.items() if owner == name]:
                 del table[key]
+        self._device_hooks_called = {(n, d) for n, d in self._device_hooks_called if n != name}
 
-    def _collect(self, plugin, name):
-        """Call the plugin's own hook implementations; return (table, key, value) rows to add."""
+    def _collect(self, plugin, name, devices=(), tables=True):
+        """Call the plugin's own hook implementations (the table hooks, when ``tables``, and
+        ``minicnn_device_kernels`` for each of ``devices``); return (table, key, value) rows to
+        add."""
         staged = []
         pending = {}   # (id(table), key) -> owner, for duplicates inside one plugin
-        for hook_name in _TABLE_HOOKS:
+        calls = [(hook_name, {}) for hook_name in (_TABLE_HOOKS if tables else ())]
+        calls += [("minicnn_device_kernels", {"device": device}) for device in devices]
+        for hook_name, kwargs in calls:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is not plugin:
                     continue
                 try:
-                    result = impl.function()
-                    rows = list(self._rows(hook_name, result))
+                    result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                    rows = list(self._rows(hook_name, result, kwargs.get("device")))
                 except PluginError:
                     raise
                 except Exception as exc:
@@ -199,7 +226,7 @@ class Registry:
                     staged.append((table, key, value))
         return staged
 
-    def _rows(self, hook_name, result):
+    def _rows(self, hook_name, result, device=None):
         if result is None:
             return
         if hook_name in ("minicnn_layers", "minicnn_losses"):
@@ -208,12 +235,15 @@ class Registry:
                 yield self.layers, type_name, cls, False
                 if hook_name == "minicnn_losses":
                     yield self.losses, type_name, cls, False
-        elif hook_name == "minicnn_kernels":
+        elif hook_name in ("minicnn_kernels", "minicnn_device_kernels"):
             for kernel in result:
                 if isinstance(kernel, type):
                     kernel = kernel()
                 if not isinstance(kernel, Kernel) or not kernel.layer:
                     raise ValueError(f"{kernel!r} is not a minicnn.Kernel with a layer name")
+                if device is not None and kernel.device != device:
+                    raise ValueError(f"{kernel!r} is a '{kernel.device}' kernel, returned for "
+                                     f"device '{device}'")
                 yield self.kernels, (kernel.layer, kernel.device), kernel, kernel.override
         elif hook_name == "minicnn_commands":
             for command in result:

@@ -203,3 +203,213 @@ def test_every_hook_is_documented():
     for name in names:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert ":return:" in doc, f"hook {name} must document what it returns"
+
+
+# -- kernels loaded with their device (minicnn_device_kernels) -------------------------------------
+
+class DoubleGPU(Kernel):
+    """A stand-in "cuda" kernel (plain Python: these tests never import numba.cuda)."""
+
+    layer, device = "Double", "cuda"
+
+
+class LazyGPUPlugin:
+    """Registers Double and its CPU kernel at once, its GPU kernel only when "cuda" is used."""
+
+    def __init__(self, kernels=(DoubleGPU,), error=None):
+        self.calls = []
+        self.kernels, self.error = list(kernels), error
+
+    @hookimpl
+    def minicnn_device_kernels(self, device):
+        self.calls.append(device)
+        if self.error is not None:
+            raise self.error
+        return self.kernels if device == "cuda" else []
+
+
+def _lazy_registry(*plugins):
+    """No built-ins: enabling "cuda" then imports none of minicnn's own CUDA modules."""
+    registry = Registry(builtins=False, load_entry_points=False)
+    registry.register(DoublePlugin(), name="double-plugin")
+    for name, plugin in plugins:
+        registry.register(plugin, name=name)
+    return registry
+
+
+def test_device_kernels_are_asked_for_once_when_the_device_is_enabled():
+    lazy = LazyGPUPlugin()
+    registry = _lazy_registry(("lazy", lazy))
+    assert lazy.calls == [] and registry.kernel("Double", "cuda") is None
+    registry.enable_device("cpu")                   # the executor does this on every build
+    assert lazy.calls == []
+    registry.enable_device("cuda")
+    assert lazy.calls == ["cuda"]
+    assert isinstance(registry.kernel("Double", "cuda"), DoubleGPU)
+    assert registry.kernels[("Double", "cuda")][1] == "lazy"
+    assert registry.devices_for("Double") == ["cpu", "cuda"]
+    registry.enable_device("cuda")
+    assert lazy.calls == ["cuda"]
+
+    later = LazyGPUPlugin(kernels=[])               # registered after: asked at registration
+    registry.register(later, name="later")
+    assert later.calls == ["cuda"]
+    registry.enable_device("cuda")
+    assert (lazy.calls, later.calls) == (["cuda"], ["cuda"])
+
+    registry.unregister("lazy")
+    assert registry.kernel("Double", "cuda") is None
+    registry.register(lazy, name="lazy")            # registered again: asked again
+    assert lazy.calls == ["cuda", "cuda"] and registry.kernel("Double", "cuda") is not None
+
+
+def test_device_hook_without_the_device_argument_and_other_devices():
+    class NoArgument:
+        @hookimpl
+        def minicnn_device_kernels(self):
+            return [DoubleGPU]
+
+    registry = _lazy_registry(("no-argument", NoArgument()))
+    registry.enable_device("cuda")
+    assert registry.kernels[("Double", "cuda")][1] == "no-argument"
+    lazy = LazyGPUPlugin()
+    registry = _lazy_registry(("lazy", lazy))
+    registry.enable_device("opencl")                # any device but "cpu" is asked for
+    assert lazy.calls == ["opencl"] and registry.devices_for("Double") == ["cpu"]
+
+
+def test_failing_device_hook_is_a_plugin_error_and_adds_nothing():
+    broken = LazyGPUPlugin(error=RuntimeError("no GPU library"))
+    registry = _lazy_registry(("broken-gpu", broken))
+    assert "Double" in registry.layers               # registering it called no device hook
+    with pytest.raises(PluginError, match=r"plugin 'broken-gpu', hook 'minicnn_device_kernels'"
+                                          r".*no GPU library"):
+        registry.enable_device("cuda")
+    assert registry.kernel("Double", "cuda") is None
+    assert "broken-gpu" in registry.plugin_names()   # its layer and CPU kernel stay
+    with pytest.raises(PluginError, match="broken-gpu"):
+        registry.enable_device("cuda")               # not enabled: the next use says it again
+    assert broken.calls == ["cuda", "cuda"]
+
+
+@pytest.mark.parametrize("kernels, message", [
+    ([DoubleCPU], r"'cpu' kernel, returned for device 'cuda'"),
+    ([object()], r"is not a minicnn\.Kernel"),
+])
+def test_device_hook_returning_the_wrong_kernels_is_a_plugin_error(kernels, message):
+    registry = _lazy_registry(("wrong", LazyGPUPlugin(kernels=kernels)))
+    with pytest.raises(PluginError, match=r"plugin 'wrong', hook 'minicnn_device_kernels'.*"
+                                          + message):
+        registry.enable_device("cuda")
+    assert registry.devices_for("Double") == ["cpu"]
+
+
+def test_device_kernel_clash_names_both_plugins_and_late_registration_is_all_or_nothing():
+    registry = _lazy_registry(("first", LazyGPUPlugin()))
+    registry.enable_device("cuda")
+    with pytest.raises(PluginError, match=r"plugin 'second', hook 'minicnn_device_kernels'.*"
+                                          r"'Double' on device 'cuda'.*plugin 'first'"):
+        registry.register(LazyGPUPlugin(), name="second")
+    assert "second" not in registry.plugin_names()
+    assert registry.kernels[("Double", "cuda")][1] == "first"
+
+    class BrokenLate(LazyGPUPlugin):
+        @hookimpl
+        def minicnn_layers(self):
+            class Triple(Double):
+                """y = 2x again, another name."""
+            return [Triple]
+
+    with pytest.raises(PluginError, match="broken-late"):
+        registry.register(BrokenLate(error=RuntimeError("boom")), name="broken-late")
+    assert "Triple" not in registry.layers and "broken-late" not in registry.plugin_names()
+
+
+LAZY_PLUGIN_MODULE = '''
+import numpy as np
+import minicnn
+
+CALLS = []
+
+
+class Triple(minicnn.Layer):
+    """y = 3x."""
+
+    def infer_shapes(self, in_shapes):
+        return [tuple(in_shapes[0])]
+
+
+class TripleCPU(minicnn.Kernel):
+    layer, device = "Triple", "cpu"
+
+    def forward(self, layer, xs, ys, ws):
+        np.multiply(xs[0], 3, out=ys[0])
+
+
+@minicnn.hookimpl
+def minicnn_layers():
+    return [Triple]
+
+
+@minicnn.hookimpl
+def minicnn_kernels():
+    return [TripleCPU]
+
+
+@minicnn.hookimpl
+def minicnn_device_kernels(device):
+    CALLS.append(device)
+    from fake_gpu_module import TripleGPU      # the plugin's GPU module: imports numba.cuda
+    return [TripleGPU]
+'''
+
+LAZY_GPU_MODULE = '''
+import minicnn
+from numba import cuda  # noqa: F401
+
+
+class TripleGPU(minicnn.Kernel):
+    layer, device = "Triple", "cuda"
+'''
+
+LAZY_SCRIPT = '''
+import sys
+import numpy as np
+import minicnn
+from minicnn.registry import Registry, set_registry
+import fake_lazy_plugin
+
+registry = Registry(load_entry_points=False)
+registry.register(fake_lazy_plugin, name="lazy")
+set_registry(registry)
+model = minicnn.Sequential(fake_lazy_plugin.Triple(), minicnn.nn.ReLU())
+assert np.array_equal(model(np.array([[-1.0, 2.0]], np.float32)), [[0.0, 6.0]])
+loaded = sorted(m for m in sys.modules if m.startswith("numba.cuda") or m == "fake_gpu_module")
+print("cpu:", loaded, fake_lazy_plugin.CALLS)
+if sys.argv[1:] == ["cuda"]:
+    model.to("cuda")           # the simulator: the device hooks run, the GPU module is imported
+    print("cuda:", "fake_gpu_module" in sys.modules, fake_lazy_plugin.CALLS,
+          type(registry.kernel("Triple", "cuda")).__name__)
+'''
+
+
+def _run_lazy_script(tmp_path, *args):
+    import os
+    import subprocess
+    (tmp_path / "fake_lazy_plugin.py").write_text(LAZY_PLUGIN_MODULE)
+    (tmp_path / "fake_gpu_module.py").write_text(LAZY_GPU_MODULE)
+    env = dict(os.environ, MINICNN_DISABLE_PLUGIN_AUTOLOAD="1", NUMBA_ENABLE_CUDASIM="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", LAZY_SCRIPT, *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+def test_registering_a_plugin_with_a_device_hook_does_not_import_numba_cuda(tmp_path):
+    """``import minicnn``, registering the plugin and running a model on the CPU leave numba.cuda
+    and the plugin's GPU module unimported; ``model.to("cuda")`` (numba's simulator) calls the
+    hook once and registers the kernel."""
+    lines = _run_lazy_script(tmp_path, "cuda")
+    assert lines[0] == "cpu: [] []"
+    assert lines[1] == "cuda: True ['cuda'] TripleGPU"

@@ -4,6 +4,10 @@ layer a plugin registers, with a table per layer; the exit code is 1 when a chec
 NAME is a registered plugin (an entry-point name such as ``swish``, or a built-in module such as
 ``minicnn.layers.activation``), a distribution (``minicnn-swish``), or an importable module that
 is not installed as a plugin yet (``my_package.plugin``), which is registered for the check.
+
+The devices compared with the CPU (``--device``, ``cuda`` by default) are enabled first where they
+are available, so kernels a plugin loads with its device (``minicnn_device_kernels``) are listed
+and checked; where a device is missing the ``cuda`` column says why it was not checked.
 """
 
 import sys

@@ -2,7 +2,8 @@
 
 The simulator must be switched on before numba.cuda is imported, so each check runs in a fresh
 process (``NUMBA_ENABLE_CUDASIM=1``), on tiny shapes with 4 threads per block so that the grid has
-several blocks and the beta reduction runs its whole tree. The first calls the kernel class
+several blocks and the beta reduction runs its whole tree. The first checks that the GPU kernel
+is registered when the device is enabled (``minicnn_device_kernels``), then calls the kernel class
 directly on numba device arrays; the second runs the conformance suite on the registered plugin,
 whose ``cuda`` check compares whole forward and backward passes through minicnn's executor on
 both devices.
@@ -23,15 +24,20 @@ SCRIPT = textwrap.dedent("""
     from minicnn import testing
     from minicnn.device import get_device
     from minicnn.registry import Registry, set_registry
-    from minicnn_swish import Swish, plugin, swish_cuda, swish_cuda_kernels
+    from minicnn_swish import Swish, plugin
 
     assert config.ENABLE_CUDASIM
-    get_device("cuda")                    # minicnn's CUDA device sets numba.cuda up first
-    from numba import cuda
     registry = Registry(load_entry_points=False)
     registry.register(plugin, name="swish")
     set_registry(registry)
-    swish_cuda_kernels.THREADS = 4
+    assert registry.kernel("Swish", "cuda") is None
+    get_device("cuda")                    # minicnn's CUDA device sets numba.cuda up first
+    registry.enable_device("cuda")        # what model.to("cuda") does: the device hooks run
+    from minicnn_swish import swish_cuda
+    from numba import cuda
+    assert isinstance(registry.kernel("Swish", "cuda"), swish_cuda.SwishCUDA)
+    assert registry.devices_for("Swish") == ["cpu", "cuda"]
+    swish_cuda.THREADS = 4
     kernel = swish_cuda.SwishCUDA()
     for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
         layer = Swish(2, beta=(0.5, 2.0)).astype(dtype)
@@ -61,7 +67,7 @@ SCRIPT = textwrap.dedent("""
         kernel.backward(gpu_layer, [d_x], [d_y], [d_gy], [None], {}, {"beta": d_gbeta2})
         np.testing.assert_allclose(d_gbeta2.copy_to_host(), gbeta_cpu, rtol=tol, atol=tol)
 
-    swish_cuda_kernels.THREADS = 6
+    swish_cuda.THREADS = 6
     try:
         kernel.forward(gpu_layer, [d_x], [d_y], {})
     except ValueError as exc:
@@ -85,10 +91,10 @@ SUITE = textwrap.dedent("""
     import minicnn.cuda_device
     from minicnn import conformance
     from minicnn.registry import Registry
-    from minicnn_swish import plugin, swish_cuda_kernels
+    from minicnn_swish import plugin, swish_cuda
 
     minicnn.cuda_device.set_launch(threads_per_block=8)
-    swish_cuda_kernels.THREADS = 4
+    swish_cuda.THREADS = 4
     registry = Registry(load_entry_points=False)
     registry.register(plugin, name="swish")
     report = conformance.check_plugin("swish", registry)
