@@ -5,14 +5,19 @@ needed, only NVVM): catches the typing errors numba's simulator cannot see.
 
 ``signatures.json`` is a list of ``[module, kernel name, argument types]`` as recorded by
 ``minicnn.cuda_device.RECORD`` during a simulated run (``scripts/gpu_check.py --record`` or
-``tests/test_cuda_ptx.py`` write one). Run it WITHOUT ``NUMBA_ENABLE_CUDASIM``. Prints one line per
-failure and ``compiled N signatures, F failed``; exit status 2 when NVVM is unavailable.
+``tests/test_cuda_ptx.py`` write one). A kernel built by a factory (the tiled convolution kernels
+of ``minicnn.layers.conv_tiled_cuda``, one per direction, dtype and tile) is recorded under a name
+such as ``forward[float32;64,128,8,8,8]`` that its module's ``kernel_by_name`` resolves.
+
+Run it WITHOUT ``NUMBA_ENABLE_CUDASIM``. Prints one line per failure and ``compiled N
+signatures, F failed``; exit status 2 when NVVM is unavailable.
 """
 
 import argparse
 import importlib
 import json
 import os
+import re
 import sys
 
 
@@ -27,8 +32,15 @@ def numba_type(spec):
     return {"bool": types.boolean, "int64": types.int64, "float64": types.float64}[kind]
 
 
-def compile_all(records, cc=(8, 0)):
-    """[(module, name, argument types, error or None)] for every record."""
+def local_bytes(ptx):
+    """Bytes of per-thread local memory a PTX kernel declares (spills, or a register block that
+    did not stay in registers: slow)."""
+    return sum(int(n) for n in re.findall(r"__local_depot\d+\[(\d+)\]", ptx))
+
+
+def compile_all(records, cc=(8, 0), forbid_local=None):
+    """[(module, name, argument types, error or None)] for every record; with ``forbid_local`` (a
+    substring of kernel names), such kernels that use local memory count as failures."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         raise RuntimeError("compile_ptx needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
     from numba import cuda
@@ -37,14 +49,30 @@ def compile_all(records, cc=(8, 0)):
     _fake_device(cc)
     out = []
     for module_name, qualname, argtypes in records:
-        kernel = getattr(importlib.import_module(module_name), qualname)
         sig = tuple(numba_type(t) for t in argtypes)
         try:
-            cuda.compile_ptx(kernel.py_func, sig, cc=cc)
-            out.append((module_name, qualname, argtypes, None))
+            kernel = resolve(module_name, qualname)
+            ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=cc)
+            spilled = local_bytes(ptx)
+            error = None
+            if spilled and forbid_local and forbid_local in qualname:
+                error = f"uses {spilled} bytes of local memory per thread"
+            out.append((module_name, qualname, argtypes, error))
         except Exception as exc:   # report every failing kernel, not just the first
             out.append((module_name, qualname, argtypes, f"{type(exc).__name__}: {exc}"))
     return out
+
+
+def resolve(module_name, qualname):
+    """The kernel a record names: a module attribute, or a factory-built kernel the module's
+    ``kernel_by_name`` rebuilds."""
+    module = importlib.import_module(module_name)
+    kernel = getattr(module, qualname, None)
+    if kernel is None and hasattr(module, "kernel_by_name"):
+        kernel = module.kernel_by_name(qualname)
+    if kernel is None:
+        raise LookupError(f"{module_name} has no kernel {qualname!r}")
+    return kernel
 
 
 def _fake_device(cc):
@@ -77,6 +105,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("signatures")
     parser.add_argument("--cc", default="8.0", help="compute capability, e.g. 8.0 or 9.0")
+    parser.add_argument("--forbid-local", metavar="TEXT",
+                        help="fail kernels whose name contains TEXT and that use local memory")
     args = parser.parse_args(argv)
     cc = tuple(int(v) for v in args.cc.split("."))
     if not nvvm_available(cc):
@@ -84,7 +114,7 @@ def main(argv=None):
         return 2
     with open(args.signatures) as f:
         records = [tuple(r) for r in json.load(f)]
-    results = compile_all(records, cc)
+    results = compile_all(records, cc, args.forbid_local)
     failed = [r for r in results if r[3] is not None]
     for module_name, qualname, argtypes, error in failed:
         print(f"FAILED {module_name}.{qualname}{tuple(tuple(t) for t in argtypes)}: {error}")

@@ -6,9 +6,16 @@ timing table (PyTorch beside it when importable with CUDA).
     python scripts/gpu_check.py --sim           # numba's CUDA simulator, tiny shapes (slow)
     python scripts/gpu_check.py --record sigs.json   # also write the launched kernel signatures
                                                      # (then: python scripts/cuda_ptx.py sigs.json)
+    python scripts/gpu_check.py --skip-layers --conv-only [--direct]   # only the conv table
 
-The layer cases are the ones of ``tests/test_cuda_layers.py``. Prints one summary table; exit
-status 1 when any check failed.
+The layer cases are the ones of ``tests/test_cuda_layers.py``. On a GPU it also checks the tiled
+implicit-GEMM convolution kernels at their real tile sizes (parity with the CPU on odd shapes,
+bit-identical reruns) and prints a convolution timing table: forward, input gradient and weight
+gradient of ResNet/VGG-like layers, minicnn (the kernel it chooses; ``--direct`` adds the direct
+kernels) against PyTorch/cuDNN with TF32 off, the ratio cuDNN time / minicnn time and its geometric
+mean per direction (the target: at least 0.6), and the largest difference from cuDNN's result.
+The same simulator tests run unsimulated with ``MINICNN_TEST_REAL_GPU=1 python -m pytest
+tests/test_cuda_*.py``. Prints one summary table; exit status 1 when any check failed.
 """
 
 import argparse
@@ -29,7 +36,204 @@ def parse():
     parser.add_argument("--steps", type=int, default=None, help="LeNet-5 training steps")
     parser.add_argument("--batch", type=int, default=None, help="LeNet-5 batch size")
     parser.add_argument("--skip-layers", action="store_true", help="only training and timings")
+    parser.add_argument("--conv-only", action="store_true",
+                        help="only the tiled convolution checks and the convolution timing table")
+    parser.add_argument("--direct", action="store_true",
+                        help="also time the direct convolution kernels (slow on large layers)")
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs per measurement")
     return parser.parse_args()
+
+
+# (label, N, C, H, W, O, kernel, stride, padding): ResNet-20 (CIFAR), ResNet-18/VGG (ImageNet)
+CONV_SHAPES = [
+    ("cifar 16ch 32x32", 128, 16, 32, 32, 16, 3, 1, 1),
+    ("cifar 32ch 16x16", 128, 32, 16, 16, 32, 3, 1, 1),
+    ("cifar 64ch 8x8", 128, 64, 8, 8, 64, 3, 1, 1),
+    ("r18 conv1 7x7/2", 32, 3, 224, 224, 64, 7, 2, 3),
+    ("r18 64ch 56x56", 32, 64, 56, 56, 64, 3, 1, 1),
+    ("r18 64->128 /2", 32, 64, 56, 56, 128, 3, 2, 1),
+    ("r18 128ch 28x28", 32, 128, 28, 28, 128, 3, 1, 1),
+    ("r18 256ch 14x14", 32, 256, 14, 14, 256, 3, 1, 1),
+    ("r18 512ch 7x7", 32, 512, 7, 7, 512, 3, 1, 1),
+    ("r50 1x1 256->64", 32, 256, 56, 56, 64, 1, 1, 0),
+    ("vgg 128ch 112x112", 16, 128, 112, 112, 128, 3, 1, 1),
+]
+DIRECTIONS = ("forward", "backward_data", "backward_weight")
+
+
+def _median_ms(fn, sync, repeat):
+    import time
+
+    import numpy as np
+    fn()                      # compile / warm up
+    sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def _conv_runs(dev, layer, shape, rng):
+    """Device buffers and the three directions of one convolution: (runs, outputs, host arrays,
+    the path each direction takes, GFLOP of one direction)."""
+    import numpy as np
+
+    from minicnn.layers import conv_cuda
+    from minicnn.layers import conv_tiled_cuda as tiled
+    n, c, h, w = shape
+    o, (k1, k2) = layer.out_channels, layer.kernel_size
+    oh, ow = layer.out_spatial((h, w))
+    values = conv_cuda.geometry_values(layer, shape)
+    host = {"x": rng.standard_normal(shape, np.float32), "w": layer.weight.data,
+            "b": layer.bias.data, "gy": rng.standard_normal((n, o, oh, ow), np.float32)}
+    d = {key: dev.asarray(v).reshape(v.size) for key, v in host.items()}
+    out = {"forward": dev.empty((n, o, oh, ow), np.float32),
+           "backward_data": dev.empty(shape, np.float32),
+           "backward_weight": dev.empty(layer.weight.shape, np.float32)}
+    flat = {key: v.reshape(v.size) for key, v in out.items()}
+    ws = {key: dev.empty(s, t) for key, (s, t) in
+          conv_cuda.weight_workspace(values, layer.weight.size, np.float32).items()}
+    runs = {
+        "forward": lambda: conv_cuda.run_forward(d["x"], d["w"], d["b"], flat["forward"],
+                                                 values),
+        "backward_data": lambda: conv_cuda.run_backward_data(d["gy"], d["w"],
+                                                             flat["backward_data"], values),
+        "backward_weight": lambda: conv_cuda.run_backward_weight(
+            d["x"], d["gy"], flat["backward_weight"], values, ws),
+    }
+    paths = {"forward": tiled.use_forward(values),
+             "backward_data": tiled.use_backward_data(values),
+             "backward_weight": tiled.weight_splits(values) > 0}
+    paths = {key: "tiled" if v else "direct" for key, v in paths.items()}
+    return runs, out, host, paths, 2.0 * n * o * oh * ow * c * k1 * k2 / 1e9
+
+
+def _cudnn_runs(torch, host, stride, padding):
+    """The same three directions in PyTorch (cuDNN)."""
+    tx, tw, tb, tgy = (torch.from_numpy(host[key]).cuda() for key in ("x", "w", "b", "gy"))
+
+    def back(mask):
+        return torch.ops.aten.convolution_backward(
+            tgy, tx, tw, None, [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], 1, mask)
+    return {"forward": lambda: torch.nn.functional.conv2d(tx, tw, tb, stride, padding),
+            "backward_data": lambda: back([True, False, False])[0],
+            "backward_weight": lambda: back([False, True, False])[1]}
+
+
+def conv_timing_rows(dev, repeat, direct):
+    """[(shape label, direction, path, chosen, ms, GFLOP, cuDNN ms or None, max |diff| / max
+    |cuDNN|)]: the kernel minicnn chooses (chosen=True) and, with ``direct``, the direct one."""
+    import numpy as np
+
+    from minicnn import nn, to_numpy
+    from minicnn.layers import conv_tiled_cuda as tiled
+    try:
+        import torch
+        has_torch = torch.cuda.is_available()
+    except ImportError:
+        has_torch = False
+    if has_torch:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    rows = []
+    rng = np.random.default_rng(0)
+    for label, n, c, h, w, o, k, s, p in CONV_SHAPES:
+        layer = nn.Conv2d(c, o, k, stride=s, padding=p)
+        runs, out, host, paths, gflop = _conv_runs(dev, layer, (n, c, h, w), rng)
+        cudnn = _cudnn_runs(torch, host, s, p) if has_torch else {}
+        for direction in DIRECTIONS:
+            ms = _median_ms(runs[direction], dev.synchronize, repeat)
+            ref_ms = err = None
+            if cudnn:
+                ref = cudnn[direction]().cpu().numpy()
+                got = to_numpy(out[direction])
+                err = float(np.abs(got - ref).max() / np.abs(ref).max())
+                ref_ms = _median_ms(cudnn[direction], torch.cuda.synchronize, repeat)
+            rows.append((label, direction, paths[direction], True, ms, gflop, ref_ms, err))
+            if direct and paths[direction] == "tiled":
+                saved = tiled.MIN_CHANNELS
+                tiled.MIN_CHANNELS = 1 << 40          # force the direct kernels
+                try:
+                    ms = _median_ms(runs[direction], dev.synchronize, max(2, repeat // 4))
+                finally:
+                    tiled.MIN_CHANNELS = saved
+                rows.append((label, direction, "direct", False, ms, gflop, ref_ms, None))
+    return rows
+
+
+def print_conv_table(rows):
+    """The timing table and the geometric mean of cuDNN ms / minicnn ms per direction (over the
+    kernels minicnn chooses)."""
+    import math
+    print("\nconvolutions, float32 (cuDNN: TF32 off, benchmark mode); ratio = cuDNN ms / minicnn "
+          "ms (target: geometric mean >= 0.6)")
+    print(f"{'shape':<20} {'direction':<16} {'path':<7} {'ms':>9} {'TFLOP/s':>8} "
+          f"{'cuDNN ms':>9} {'TFLOP/s':>8} {'ratio':>6} {'rel.err':>8}")
+    ratios = {}
+    for label, direction, path, chosen, ms, gflop, ref_ms, err in rows:
+        line = f"{label:<20} {direction:<16} {path:<7} {ms:9.3f} {gflop / ms:8.2f}"
+        if ref_ms:
+            line += f" {ref_ms:9.3f} {gflop / ref_ms:8.2f} {ref_ms / ms:6.2f}"
+            if chosen:
+                ratios.setdefault(direction, []).append(ref_ms / ms)
+        if err is not None:
+            line += f" {err:8.1e}"
+        print(line)
+    for direction, values in ratios.items():
+        mean = math.exp(sum(math.log(v) for v in values) / len(values))
+        print(f"geometric mean ratio, {direction:<16} {mean:.2f} over {len(values)} shapes")
+    return ratios
+
+
+def tiled_cases():
+    """Layers and input shapes that take the tiled kernels at the real settings, with partial
+    tiles: the tiled parity check's cases (Linear: a GEMM on the same kernels)."""
+    from minicnn import nn
+    return [(nn.Conv2d(16, 32, 3, padding=1), (4, 16, 20, 20)),
+            (nn.Conv2d(32, 72, 3, stride=2, padding=1), (16, 32, 17, 15)),
+            (nn.Conv2d(24, 40, 1), (4, 24, 17, 19)),
+            (nn.Conv2d(8, 136, (3, 5), padding="same", dilation=2), (3, 8, 21, 23)),
+            (nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), (4, 32, 12, 12)),
+            (nn.Conv1d(16, 32, 5, padding=2), (8, 16, 200)),
+            (nn.Linear(300, 200), (130, 300))]
+
+
+def tiled_parity(cases=None):
+    """The tiled convolution kernels: parity with the CPU, bit-identical reruns, and the tiled
+    kernels really launched (every direction and the bias sums)."""
+    import numpy as np
+
+    from minicnn import cuda_device as cd
+    from minicnn import testing, to_numpy
+    from minicnn.layers import conv_tiled_cuda as tiled
+    cases = tiled_cases() if cases is None else cases
+    previous, cd.RECORD = cd.RECORD, set()
+    try:
+        for layer, shape in cases:
+            x = testing.tie_free(shape)
+            testing.check_parity(layer, [x], device="cuda", atol=1e-4, rtol=1e-3)
+            gpu = layer.to("cuda")
+            gy = testing.tie_free(tuple(to_numpy(gpu(x)).shape), seed=1)
+            runs = []
+            for _ in range(2):
+                y = to_numpy(gpu(x))
+                runs.append([y, to_numpy(gpu.backward(gy))]
+                            + [to_numpy(p.grad) for p in gpu.parameters()])
+            for a, b in zip(*runs, strict=True):
+                if not np.array_equal(a, b):
+                    raise AssertionError(f"{layer!r}: reruns differ")
+        names = {name.split("[")[0] for _, name, _ in cd.RECORD if "[" in name}
+    finally:
+        if previous is not None:
+            previous |= cd.RECORD
+        cd.RECORD = previous
+    if not {"forward", "backward_data", "backward_weight", "channel_sum"} <= names:
+        raise AssertionError(f"tiled kernels not all launched: {sorted(names)}")
+    return f"{len(cases)} layers; {tiled.describe()}"
 
 
 def main():
@@ -68,6 +272,27 @@ def main():
 
     print(f"device: {'numba CUDA simulator' if cd.SIMULATOR else 'GPU'}; numpy {np.__version__}; "
           f"row_stack shim {'installed' if cd.ROW_STACK_SHIM else 'not needed'}", flush=True)
+    conv_rows = []
+
+    def conv_table():
+        conv_rows.extend(conv_timing_rows(dev, args.repeat, args.direct))
+        worst = max((r[7] for r in conv_rows if r[7] is not None), default=None)
+        if worst is not None and worst > 1e-3:
+            raise AssertionError(f"a convolution differs from cuDNN by {worst:.1e} (relative)")
+        return f"{len(conv_rows)} timings" + (f", largest difference from cuDNN {worst:.1e}"
+                                               if worst is not None else "")
+
+    if args.conv_only:
+        if not args.sim:
+            check("tiled conv parity and determinism (real tiles)", tiled_parity)
+            check("conv timings", conv_table)
+        if conv_rows:
+            print_conv_table(conv_rows)
+        width = max((len(r[0]) for r in rows), default=5)
+        for name, status, seconds, detail in rows:
+            print(f"{name:<{width}}  {status:<6}  {seconds:7.2f}  {detail}")
+        return 1 if any(r[1] != "ok" for r in rows) else 0
+
     if not args.skip_layers:
         from tests.test_cuda_layers import CASES, GRAD, build
         for case_id, _, _ in CASES:
@@ -159,6 +384,8 @@ def main():
         return ""
     if not args.sim:
         check("torch reference timing", torch_timing)
+        check("tiled conv parity and determinism (real tiles)", tiled_parity)
+        check("conv timings", conv_table)
 
     if args.record:
         records = sorted(cd.RECORD)
@@ -170,6 +397,8 @@ def main():
     print(f"\n{'check':<{width}}  status  seconds  detail")
     for name, status, seconds, detail in rows:
         print(f"{name:<{width}}  {status:<6}  {seconds:7.2f}  {detail}")
+    if conv_rows:
+        print_conv_table(conv_rows)
     if timings:
         print("\ntimings (median step, ms):")
         for name, seconds in timings.items():

@@ -2,10 +2,13 @@
 float64 finite-difference gradcheck on the cuda device. Runs on numba's CUDA simulator in CI (tiny
 shapes, 8 threads per block, at most 4 blocks) and unsimulated with MINICNN_TEST_REAL_GPU=1."""
 
+import logging
+
 import numpy as np
 import pytest
 
-from minicnn import Input, Model, nn, testing
+from minicnn import Input, Model, nn, testing, zoo
+from minicnn.random import no_init
 
 from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
 
@@ -41,6 +44,19 @@ CASES = [
     ("conv2d_same", lambda: nn.Conv2d(1, 2, (2, 3), padding="same"), lambda: [_x((1, 1, 3, 3))]),
     ("conv1d", lambda: nn.Conv1d(2, 2, 2, stride=2, padding=1), lambda: [_x((2, 2, 5))]),
     ("conv3d", lambda: nn.Conv3d(1, 2, 2, padding=1), lambda: [_x((1, 1, 2, 2, 2))]),
+    ("conv_transpose", lambda: nn.ConvTranspose2d(2, 3, 3), lambda: [_x((2, 2, 3, 3))]),
+    ("conv_transpose_stride_pad_groups",
+     lambda: nn.ConvTranspose2d(4, 2, (3, 2), stride=(2, 3), padding=(1, 0),
+                                output_padding=(1, 2), groups=2),
+     lambda: [_x((1, 4, 2, 2))]),
+    ("conv_transpose_dilation_nobias",      # output_padding >= stride: allowed below dilation
+     lambda: nn.ConvTranspose2d(2, 2, 2, padding=1, output_padding=1, dilation=2, bias=False),
+     lambda: [_x((1, 2, 3, 2))]),
+    ("constant_pad", lambda: nn.ConstantPad2d((1, 2, 0, 1), 1.5), lambda: [_x((2, 2, 2, 3))]),
+    ("constant_pad_crop", lambda: nn.ConstantPad2d((-1, 1, 2, -1), -2.0),
+     lambda: [_x((1, 2, 3, 3))]),
+    ("constant_pad_neg_inf", lambda: nn.ConstantPad2d(1, -np.inf), lambda: [_x((1, 1, 2, 2))]),
+    ("zero_pad_unbatched", lambda: nn.ZeroPad2d((0, 1, 1, 0)), lambda: [_x((2, 2, 3))]),
     ("max_pool", lambda: nn.MaxPool2d(2), lambda: [_x((2, 2, 4, 4))]),
     ("max_pool_pad_ceil", lambda: nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
      lambda: [_x((1, 2, 5, 5))]),
@@ -81,7 +97,8 @@ CASES = [
 ]
 
 GRAD = {"elu", "sigmoid", "linear", "conv2d_stride_pad_groups", "conv2d_dilation_nobias",
-        "conv1d", "conv3d", "max_pool_pad_ceil", "avg_pool_exclude_pad", "lp_pool_frac",
+        "conv1d", "conv3d", "conv_transpose_stride_pad_groups", "conv_transpose_dilation_nobias",
+        "constant_pad_crop", "max_pool_pad_ceil", "avg_pool_exclude_pad", "lp_pool_frac",
         "adaptive_avg", "batchnorm2d", "dropout2d", "log_softmax_last", "concat",
         "cross_entropy_options", "smooth_l1", "bce_logits"}
 
@@ -131,3 +148,52 @@ def test_max_pool_first_maximum_wins_on_ties():
 
 def test_cuda_kernels_are_launched_over_several_blocks():
     assert cuda_device.THREADS_PER_BLOCK == 8 and cuda_device.MAX_BLOCKS == 4
+
+
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+def test_every_zoo_model_moves_to_cuda_with_nothing_missing(name, caplog):
+    """Every foundation layer has a CUDA kernel now: no KernelMissingError, no CPU fallback."""
+    with no_init():                         # zeros: the large models build (and copy) quickly
+        model = zoo.MODELS[name]()
+    with caplog.at_level(logging.WARNING, logger="minicnn.device"):
+        model.to("cuda")
+    assert not caplog.records
+    assert all(m.device == "cuda" for _, m in model.named_modules())
+    assert all(cuda_device.is_device_array(p.data) for p in model.parameters())
+
+
+def _topk_loop(logits, labels, k):
+    """Loop oracle: the label's rank counts the logits above it and the equal ones before it."""
+    count = 0
+    for row, label in zip(logits.tolist(), labels.tolist(), strict=True):
+        if 0 <= label < len(row):
+            rank = sum(v > row[label] or (v == row[label] and j < label)
+                       for j, v in enumerate(row))
+            count += rank < k
+    return count
+
+
+def test_topk_metrics_accept_device_logits_and_labels():
+    from minicnn.device import get_device
+    from minicnn.metrics import accuracy, topk_correct
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 4, (40, 6)).astype(np.float32)     # many ties
+    labels = rng.integers(0, 6, 40)
+    labels[3] = 7                                               # out of range: never counts
+    dev = get_device("cuda")
+    d_logits, d_labels = dev.asarray(logits), dev.asarray(labels)
+    for k in (1, 2, 3, 6):
+        want = _topk_loop(logits, labels, k)
+        assert topk_correct(logits, labels, k) == want
+        assert topk_correct(d_logits, d_labels, k) == want
+        assert accuracy(d_logits, labels, k) == pytest.approx(want / 40)
+
+
+def test_topk_metrics_on_a_cuda_model_output():
+    from minicnn.metrics import topk_correct
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    x = _x((5, 2, 3))
+    want = topk_correct(model(x), np.array([0, 1, 2, 3, 0]), 2)
+    logits = model.to("cuda")(x)
+    assert cuda_device.is_device_array(logits)
+    assert topk_correct(logits, np.array([0, 1, 2, 3, 0]), 2) == want

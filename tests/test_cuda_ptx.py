@@ -1,6 +1,7 @@
 """Every CUDA kernel signature the layer and optimiser tests launch also compiles to PTX with
 ``numba.cuda.compile_ptx`` (no GPU needed, only NVVM): the simulator runs kernels as Python and
-misses typing errors. Skips when NVVM is not installed."""
+misses typing errors. The tiled convolution kernels are compiled at their real tile sizes (float32)
+and must keep their register blocks out of local memory. Skips when NVVM is not installed."""
 
 import json
 import os
@@ -15,6 +16,7 @@ from minicnn import Param, optim, testing
 
 from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
 from .test_cuda_layers import CASES, build
+from .test_cuda_tiled import record_tiled_launches
 
 cuda_device = cuda_or_skip()
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "cuda_ptx.py"
@@ -37,7 +39,7 @@ def _record():
             layer = build("conv2d")[0].to("cuda").astype(dtype)
             layer(np.ones((1, 2, 3, 3), dtype))
             layer.backward(np.ones((1, 2, 2, 2), dtype))
-        return sorted(cuda_device.RECORD)
+        return sorted(set(cuda_device.RECORD) | set(record_tiled_launches()))
     finally:
         cuda_device.RECORD = None
 
@@ -48,8 +50,8 @@ def test_every_launched_kernel_compiles_to_ptx(tmp_path):
     path = tmp_path / "signatures.json"
     path.write_text(json.dumps([list(r) for r in records]))
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    result = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True,
-                            text=True, env=env, timeout=600)
+    result = subprocess.run([sys.executable, str(SCRIPT), str(path), "--forbid-local",
+                             "[float32;"], capture_output=True, text=True, env=env, timeout=600)
     if result.returncode == 2:
         pytest.skip(result.stdout.strip())
     assert result.returncode == 0, result.stdout + result.stderr

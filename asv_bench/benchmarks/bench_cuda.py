@@ -1,12 +1,18 @@
-"""The CUDA backend on a real GPU: LeNet-5 training steps, a 3x3 convolution and ReLU, with inputs
-already on the device. Every setup raises NotImplementedError (asv: skipped) without a GPU, and
-on numba's simulator, which is far too slow to time."""
+"""The CUDA backend on a real GPU: LeNet-5 training steps, convolutions (each direction, the
+kernel minicnn chooses against the direct one, and PyTorch/cuDNN with TF32 off beside them), the
+transposed convolution, padding and ReLU, with inputs already on the device. Every setup raises
+NotImplementedError (asv: skipped) without a GPU, and on numba's simulator, which is far too slow
+to time (``scripts/gpu_check.py`` prints the same convolution table in one run)."""
 
 import numpy as np
 
 from minicnn import nn, optim, zoo
 
 from ._util import data, rate
+
+# (N, C, H, W, O, kernel, stride, padding): ResNet-20 (CIFAR) and ResNet-18 (ImageNet) layers
+CONV_SHAPES = [(128, 32, 16, 16, 32, 3, 1, 1), (32, 64, 56, 56, 64, 3, 1, 1),
+               (32, 64, 56, 56, 128, 3, 2, 1), (32, 256, 14, 14, 256, 3, 1, 1)]
 
 
 def _cuda():
@@ -90,5 +96,184 @@ class ReLUDevice:
 
     def track_forward_gbytes_per_s(self, shape):
         return rate(lambda: self.time_forward(shape), 2 * 4 * int(np.prod(shape))) / 1e9
+
+    track_forward_gbytes_per_s.unit = "GB/s"
+
+
+def _conv_flops(shape):
+    n, c, h, w, o, k, s, p = shape
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    return 2 * n * o * oh * ow * c * k * k
+
+
+class ConvDirections:
+    """Each direction of a convolution alone (the kernel functions, no executor): "auto" is the
+    kernel minicnn chooses (tiled implicit GEMM on these shapes), "direct" the plain one."""
+
+    params = (CONV_SHAPES, ["auto", "direct"])
+    param_names = ["n_c_h_w_o_k_s_p", "path"]
+    timeout = 300
+
+    def setup(self, shape, path):
+        self.dev = _cuda()
+        from minicnn.layers import conv_cuda
+        from minicnn.layers import conv_tiled_cuda as tiled
+        self.tiled, self.saved = tiled, tiled.MIN_CHANNELS
+        if path == "direct":
+            tiled.MIN_CHANNELS = 1 << 40
+        n, c, h, w, o, k, s, p = shape
+        layer = nn.Conv2d(c, o, k, stride=s, padding=p)
+        values = conv_cuda.geometry_values(layer, (n, c, h, w))
+        oh, ow = layer.out_spatial((h, w))
+        dev = self.dev
+
+        def on_device(a):
+            return dev.asarray(a).reshape(a.size)
+        x, gy = on_device(data((n, c, h, w))), on_device(data((n, o, oh, ow), seed=1))
+        wt, b = on_device(layer.weight.data), on_device(layer.bias.data)
+        y, gx = dev.empty((n * o * oh * ow,), np.float32), dev.empty((n * c * h * w,), np.float32)
+        gw = dev.empty((layer.weight.size,), np.float32)
+        ws = {key: dev.empty(sh, t) for key, (sh, t) in
+              conv_cuda.weight_workspace(values, layer.weight.size, np.float32).items()}
+        self.forward = lambda: conv_cuda.run_forward(x, wt, b, y, values)
+        self.backward_data = lambda: conv_cuda.run_backward_data(gy, wt, gx, values)
+        self.backward_weight = lambda: conv_cuda.run_backward_weight(x, gy, gw, values, ws)
+        for fn in (self.forward, self.backward_data, self.backward_weight):
+            fn()                     # compile outside the timing
+        dev.synchronize()
+
+    def teardown(self, shape, path):
+        self.tiled.MIN_CHANNELS = self.saved
+
+    def _timed(self, fn):
+        fn()
+        self.dev.synchronize()
+
+    def time_forward(self, shape, path):
+        self._timed(self.forward)
+
+    def time_backward_data(self, shape, path):
+        self._timed(self.backward_data)
+
+    def time_backward_weight(self, shape, path):
+        self._timed(self.backward_weight)
+
+    def track_forward_tflops(self, shape, path):
+        return rate(lambda: self._timed(self.forward), _conv_flops(shape)) / 1e12
+
+    track_forward_tflops.unit = "TFLOP/s"
+
+    def track_backward_tflops(self, shape, path):
+        def both():
+            self.backward_data()
+            self.backward_weight()
+            self.dev.synchronize()
+        return rate(both, 2 * _conv_flops(shape)) / 1e12
+
+    track_backward_tflops.unit = "TFLOP/s"
+
+
+class ConvCuDNN:
+    """The same convolutions in PyTorch (cuDNN, TF32 off, benchmark mode): the reference."""
+
+    params = (CONV_SHAPES,)
+    param_names = ["n_c_h_w_o_k_s_p"]
+
+    def setup(self, shape):
+        _cuda()
+        try:
+            import torch
+        except ImportError:
+            raise NotImplementedError("PyTorch is not installed") from None
+        if not torch.cuda.is_available():
+            raise NotImplementedError("PyTorch has no CUDA here")
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        self.torch = torch
+        n, c, h, w, o, k, s, p = shape
+        x = torch.from_numpy(data((n, c, h, w))).cuda()
+        wt = torch.from_numpy(data((o, c, k, k), seed=2) * 0.1).cuda()
+        b = torch.zeros(o, device="cuda")
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        gy = torch.from_numpy(data((n, o, oh, ow), seed=1)).cuda()
+
+        def back(mask):
+            return torch.ops.aten.convolution_backward(gy, x, wt, None, [s, s], [p, p], [1, 1],
+                                                       False, [0, 0], 1, mask)
+        self.forward = lambda: torch.nn.functional.conv2d(x, wt, b, s, p)
+        self.backward_data = lambda: back([True, False, False])
+        self.backward_weight = lambda: back([False, True, False])
+        for fn in (self.forward, self.backward_data, self.backward_weight):
+            fn()
+        torch.cuda.synchronize()
+
+    def _timed(self, fn):
+        fn()
+        self.torch.cuda.synchronize()
+
+    def time_forward(self, shape):
+        self._timed(self.forward)
+
+    def time_backward_data(self, shape):
+        self._timed(self.backward_data)
+
+    def time_backward_weight(self, shape):
+        self._timed(self.backward_weight)
+
+    def track_forward_tflops(self, shape):
+        return rate(lambda: self._timed(self.forward), _conv_flops(shape)) / 1e12
+
+    track_forward_tflops.unit = "TFLOP/s"
+
+
+class ConvTranspose2dDevice:
+    """The DCGAN-style 2x upsampling (k4, s2, p1) on the device, forward and forward+backward."""
+
+    params = ([(32, 128, 16, 16, 64)],)
+    param_names = ["n_cin_h_w_cout"]
+
+    def setup(self, shape):
+        self.dev = _cuda()
+        n, cin, h, w, cout = shape
+        self.layer = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1).to("cuda")
+        self.x = self.dev.asarray(data((n, cin, h, w)))
+        self.gy = self.dev.asarray(data((n, cout, 2 * h, 2 * w), seed=1))
+        self.flops = 2 * n * cin * cout * 16 * h * w
+        self.time_forward_backward(shape)
+
+    def time_forward(self, shape):
+        self.layer(self.x)
+        self.dev.synchronize()
+
+    def time_forward_backward(self, shape):
+        self.layer(self.x)
+        self.layer.backward(self.gy)
+        self.dev.synchronize()
+
+    def track_forward_tflops(self, shape):
+        return rate(lambda: self.time_forward(shape), self.flops) / 1e12
+
+    track_forward_tflops.unit = "TFLOP/s"
+
+
+class ZeroPadDevice:
+    params = ([(32, 64, 56, 56)],)
+    param_names = ["shape"]
+
+    def setup(self, shape):
+        self.dev = _cuda()
+        self.layer = nn.ZeroPad2d(1).to("cuda")
+        self.x = self.dev.asarray(data(shape))
+        self.time_forward(shape)
+
+    def time_forward(self, shape):
+        self.layer(self.x)
+        self.dev.synchronize()
+
+    def track_forward_gbytes_per_s(self, shape):
+        n, c, h, w = shape
+        moved = 4 * n * c * (h * w + (h + 2) * (w + 2))
+        return rate(lambda: self.time_forward(shape), moved) / 1e9
 
     track_forward_gbytes_per_s.unit = "GB/s"

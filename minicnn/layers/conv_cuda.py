@@ -15,13 +15,19 @@ Directions (each element written by exactly one thread, sums in a fixed order: b
 * weight grad  thread per weight element: the sum over the batch and the output positions;
 * bias grad    thread per output channel.
 
-Sums run in the array dtype. This is the plain, correct kernel; an implicit-GEMM kernel with
-shared-memory tiles (design section 6: 24-27 TFLOP/s on the H100) is the next step for speed.
+Sums run in the array dtype. These direct kernels serve every case (any groups, 3-D); where it
+pays (groups == 1, no depth axis, enough channels and pixels: ``conv_tiled_cuda.use_forward`` and
+friends) the tiled implicit-GEMM kernels of ``conv_tiled_cuda`` run instead, and large bias
+gradients use its block-reduced channel sum. The weight gradient's tiled form splits its long
+reduction into chunks whose partials live in the ``gw_part`` workspace (summed in chunk order).
+``conv_backward_data`` takes an optional per-channel bias: ``conv_transpose_cuda`` runs the
+transposed convolution's forward through it.
 """
 
 from ..cuda_device import const_array, cuda, flat, launch, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
+from . import conv_tiled_cuda as tiled
 
 # indices into hp
 _HP = ("N", "C", "D", "H", "W", "O", "OD", "OH", "OW", "KD", "KH", "KW", "SD", "SH", "SW", "PD",
@@ -73,7 +79,7 @@ def conv_forward(x, w, b, y, hp, has_bias, zero):
 
 
 @cuda.jit
-def conv_backward_data(gy, w, gx, hp, zero):
+def conv_backward_data(gy, w, b, gx, hp, has_bias, zero):
     C, D, H, W = hp[1], hp[2], hp[3], hp[4]
     O, OD, OH, OW = hp[5], hp[6], hp[7], hp[8]
     KD, KH, KW = hp[9], hp[10], hp[11]
@@ -114,6 +120,8 @@ def conv_backward_data(gy, w, gx, hp, zero):
                         t = iw + PW - kw * DW
                         if t >= 0 and t % SW == 0 and t // SW < OW:
                             acc += w[wrow + kw] * gy[grow + t // SW]
+        if has_bias:
+            acc += b[c]
         gx[idx] = acc
 
 
@@ -160,9 +168,9 @@ def conv_backward_weight(x, gy, gw, hp, zero):
 
 
 @cuda.jit
-def conv_backward_bias(gy, gb, hp, zero):
-    N, O = hp[0], hp[5]
-    P = hp[6] * hp[7] * hp[8]
+def conv_backward_bias(gy, gb, shape, zero):
+    """gb[o] = sum of gy[n, o, :] (gy flat (N, O, P), shape = (N, O, P)): a thread per channel."""
+    N, O, P = shape[0], shape[1], shape[2]
     for o in range(cuda.grid(1), O, cuda.gridsize(1)):
         acc = zero
         for n in range(N):
@@ -176,17 +184,69 @@ def _pad3(values, dims, fill):
     return (fill,) * (3 - dims) + tuple(values)
 
 
-def geometry(layer, in_shape):
-    """The hp table (see _HP) of a convolution for an input shape, as a cached device array."""
+def geometry_values(layer, in_shape):
+    """The hp numbers (see _HP) of a convolution for an input shape, a tuple."""
     dims = layer.dims
     n, c = in_shape[:2]
     spatial = _pad3(in_shape[2:], dims, 1)
     out = _pad3(layer.out_spatial(tuple(in_shape[2:])), dims, 1)
-    values = ((n, c) + spatial + (layer.out_channels,) + out
-              + _pad3(layer.kernel_size, dims, 1) + _pad3(layer.stride, dims, 1)
-              + _pad3(layer.padding_lo, dims, 0) + _pad3(layer.dilation, dims, 1)
-              + (layer.groups,))
-    return const_array(values)
+    return ((n, c) + spatial + (layer.out_channels,) + out
+            + _pad3(layer.kernel_size, dims, 1) + _pad3(layer.stride, dims, 1)
+            + _pad3(layer.padding_lo, dims, 0) + _pad3(layer.dilation, dims, 1)
+            + (layer.groups,))
+
+
+def geometry(layer, in_shape):
+    """The hp table (see _HP) of a convolution for an input shape, as a cached device array."""
+    return const_array(geometry_values(layer, in_shape))
+
+
+# -- the three directions of a convolution given its geometry numbers (shared with
+#    conv_transpose_cuda, which runs them with the roles of x and y exchanged) -------------------
+
+def run_forward(x, w, b, y, values):
+    """y = conv(x, w) (+ b when not None); flat device arrays."""
+    if tiled.use_forward(values):
+        tiled.forward(x, w, b if b is not None else w, y, values, b is not None)
+    else:
+        launch(conv_forward, y.size, x, w, b if b is not None else w, y, const_array(values),
+               b is not None, zero_of(y.dtype))
+
+
+def run_backward_data(gy, w, gx, values, b=None):
+    """gx = the input gradient of conv for gy (+ b[c] per input channel when not None)."""
+    if tiled.use_backward_data(values):
+        tiled.backward_data(gy, w, gx, values, b)
+    else:
+        launch(conv_backward_data, gx.size, gy, w, b if b is not None else w, gx,
+               const_array(values), b is not None, zero_of(gx.dtype))
+
+
+def weight_workspace(values, weight_size, dtype):
+    """The workspace of the tiled weight gradient (chunk partials), {} when it needs none."""
+    splits = tiled.weight_splits(values)
+    return {"gw_part": ((splits * weight_size,), dtype)} if splits > 1 else {}
+
+
+def run_backward_weight(x, gy, gw, values, ws):
+    """gw = the weight gradient of conv for input x and output gradient gy."""
+    splits = tiled.weight_splits(values)
+    part = ws.get("gw_part")
+    if splits > 1 and (part is None or part.size != splits * gw.size):
+        splits = 0        # the workspace was planned with other settings: the direct kernel
+    if splits:
+        tiled.backward_weight(x, gy, gw, part if splits > 1 else gw, values, splits)
+    else:
+        launch(conv_backward_weight, gw.size, x, gy, gw, const_array(values), zero_of(gw.dtype))
+
+
+def channel_sums(g, out, n, c, p):
+    """out[c] = sum over n and p of g[n, c, p] (the bias gradient): a block-reduced sum for large
+    planes, a thread per channel otherwise."""
+    if n * p >= tiled.MIN_PIXELS:
+        tiled.channel_sums(g, out, n, c, p)
+    else:
+        launch(conv_backward_bias, c, g, out, const_array((n, c, p)), zero_of(out.dtype))
 
 
 class _ConvCUDA(Kernel):
@@ -194,25 +254,25 @@ class _ConvCUDA(Kernel):
 
     device = "cuda"
 
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        return weight_workspace(geometry_values(layer, in_shapes[0]), layer.weight.size, dtype)
+
     def forward(self, layer, xs, ys, ws):
-        hp = geometry(layer, xs[0].shape)
-        w = flat(layer.weight.data)
-        b = flat(layer.bias.data) if layer.bias is not None else w
-        launch(conv_forward, ys[0].size, flat(xs[0]), w, b, flat(ys[0]), hp,
-               layer.bias is not None, zero_of(w.dtype))
+        values = geometry_values(layer, xs[0].shape)
+        b = flat(layer.bias.data) if layer.bias is not None else None
+        run_forward(flat(xs[0]), flat(layer.weight.data), b, flat(ys[0]), values)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
-        hp = geometry(layer, xs[0].shape)
+        values = geometry_values(layer, xs[0].shape)
         gy = flat(gys[0])
-        zero = zero_of(gy.dtype)
         gw, gb = grads.get("weight"), grads.get("bias")
         if gxs[0] is not None:
-            launch(conv_backward_data, gxs[0].size, gy, flat(layer.weight.data), flat(gxs[0]),
-                   hp, zero)
+            run_backward_data(gy, flat(layer.weight.data), flat(gxs[0]), values)
         if gw is not None:
-            launch(conv_backward_weight, gw.size, flat(xs[0]), gy, flat(gw), hp, zero)
+            run_backward_weight(flat(xs[0]), gy, flat(gw), values, ws)
         if gb is not None:
-            launch(conv_backward_bias, gb.size, gy, gb, hp, zero)
+            n, o = values[0], values[5]
+            channel_sums(gy, gb, n, o, gy.size // (n * o))
 
 
 class Conv1dCUDA(_ConvCUDA):

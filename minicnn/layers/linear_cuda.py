@@ -1,15 +1,21 @@
-"""CUDA kernels of Linear: one thread per output element, gather-style in every direction.
+"""CUDA kernels of Linear: one thread per output element, gather-style in every direction; large
+layers run as GEMMs on the tiled implicit-GEMM kernels of ``conv_tiled_cuda`` (Linear is a 1x1
+convolution of an (N, in_features, 1, 1) batch: the same memory layout).
 
 ``y[n, o] = b[o] + sum_i x[n, i] w[o, i]``; ``gx[n, i] = sum_o gy[n, o] w[o, i]``;
 ``gw[o, i] = sum_n gy[n, o] x[n, i]``; ``gb[o] = sum_n gy[n, o]``. Every element is a serial sum
 in a fixed order by one thread (no atomics): bit-identical from run to run. Sums run in the array
-dtype (a typed zero starts them). Plain loops, no shared-memory tiles yet: correct first; a tiled
-GEMM is the next step for speed on large layers.
+dtype (a typed zero starts them). The tiled path runs when the layer has at least
+``TILED_MACS`` multiply-adds and ``conv_tiled_cuda.MIN_CHANNELS`` rows in the GEMM's output
+(its weight gradient splits the batch reduction into chunks: the ``gw_part`` workspace).
 """
 
-from ..cuda_device import cuda, launch, zero_of
+from ..cuda_device import cuda, flat, launch, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
+from . import conv_tiled_cuda as tiled
+
+TILED_MACS = 1 << 22      # N * in * out multiply-adds from which the tiled GEMM runs
 
 
 @cuda.jit
@@ -63,11 +69,32 @@ def linear_backward_bias(gy, gb, zero):
         gb[o] = acc
 
 
+def _tiled(n, k, m):
+    """Whether the tiled GEMM runs for a batch n, in_features k, out_features m."""
+    return n * k * m >= TILED_MACS and min(k, m) >= tiled.MIN_CHANNELS
+
+
+def _splits(n, k, m):
+    return tiled.split_count(m, k, n)
+
+
 class LinearCUDA(Kernel):
     layer, device = "Linear", "cuda"
 
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        n, k, m = in_shapes[0][0], layer.in_features, layer.out_features
+        if _tiled(n, k, m) and _splits(n, k, m) > 1:
+            return {"gw_part": ((_splits(n, k, m) * k * m,), dtype)}
+        return {}
+
     def forward(self, layer, xs, ys, ws):
         w = layer.weight.data
+        n, k, m = xs[0].shape[0], layer.in_features, layer.out_features
+        if _tiled(n, k, m):
+            b = flat(layer.bias.data) if layer.bias is not None else flat(w)
+            tiled.forward(flat(xs[0]), flat(w), b, flat(ys[0]), tiled.gemm_values(n, k, m),
+                          layer.bias is not None)
+            return
         b = layer.bias.data if layer.bias is not None else w[0]
         launch(linear_forward, ys[0].size, xs[0], w, b, ys[0], layer.bias is not None,
                zero_of(w.dtype))
@@ -75,10 +102,25 @@ class LinearCUDA(Kernel):
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         gy = gys[0]
         zero = zero_of(gy.dtype)
+        n, k, m = xs[0].shape[0], layer.in_features, layer.out_features
+        big = _tiled(n, k, m)
+        values = tiled.gemm_values(n, k, m)
+        gw = grads.get("weight")
         if gxs[0] is not None:
-            launch(linear_backward_input, gxs[0].size, gy, layer.weight.data, gxs[0], zero)
-        if grads.get("weight") is not None:
-            launch(linear_backward_weight, grads["weight"].size, xs[0], gy, grads["weight"], zero)
+            if big:
+                tiled.backward_data(flat(gy), flat(layer.weight.data), flat(gxs[0]), values)
+            else:
+                launch(linear_backward_input, gxs[0].size, gy, layer.weight.data, gxs[0], zero)
+        if gw is not None:
+            splits = _splits(n, k, m) if big else 0
+            part = ws.get("gw_part")
+            if splits > 1 and (part is None or part.size != splits * gw.size):
+                splits = 0            # planned with other settings: the direct kernel
+            if splits:
+                tiled.backward_weight(flat(xs[0]), flat(gy), flat(gw),
+                                      part if splits > 1 else gw, values, splits)
+            else:
+                launch(linear_backward_weight, gw.size, xs[0], gy, gw, zero)
         if grads.get("bias") is not None:
             launch(linear_backward_bias, grads["bias"].size, gy, grads["bias"], zero)
 

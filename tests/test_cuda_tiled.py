@@ -1,0 +1,200 @@
+"""The tiled implicit-GEMM convolution kernels (``minicnn.layers.conv_tiled_cuda``) against the CPU
+kernels, with the tiles shrunk (4 x 8 x 4, 2 x 2 register blocks, 8 threads) and the thresholds
+lowered so that tiny shapes on numba's CUDA simulator run several blocks, grid-stride over tiles,
+partial tiles at every edge (rows, columns, reduction), split weight-gradient reductions (empty
+chunks included) and the block-reduced bias sums. Also: the kernel choice at the real settings,
+determinism and the fused bias+ReLU epilogue. ``tests/test_cuda_ptx.py`` compiles these kernels
+to PTX at the real tile sizes (``record_tiled_launches``)."""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from minicnn import nn, testing, to_numpy
+
+from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
+
+cuda_device = cuda_or_skip()
+from minicnn.layers import conv_cuda  # noqa: E402 - after the simulator choice
+from minicnn.layers import conv_tiled_cuda as tiled  # noqa: E402
+
+SMALL = {"TILE": (4, 8, 4, 2, 2), "MIN_CHANNELS": 1, "MIN_PIXELS": 1, "MIN_SPLIT": 4,
+         "TARGET_BLOCKS": 16, "SUM_THREADS": 8}
+REAL = {name: getattr(tiled, name) for name in SMALL}
+
+
+@contextlib.contextmanager
+def tiny_tile_settings():
+    for name, value in SMALL.items():
+        setattr(tiled, name, value)
+    try:
+        yield
+    finally:
+        for name, value in REAL.items():
+            setattr(tiled, name, value)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_tiles():
+    with tiny_tile_settings():
+        yield
+
+
+def record_tiled_launches():
+    """[module, kernel name, argument types] of every tiled kernel (all directions, bias sums,
+    split sums; float32), for ``tests/test_cuda_ptx.py``: recorded on tiny tiles, then renamed to
+    the real ``TILE`` / ``SUM_THREADS`` (what a GPU compiles). The float64 kernels are the same
+    code (the gradchecks here run them on the simulator)."""
+    previous = cuda_device.RECORD
+    cuda_device.RECORD = set()
+    try:
+        with tiny_tile_settings():
+            testing.check_parity(nn.ConvTranspose2d(2, 3, 2, stride=2), [_x((2, 2, 2, 2))],
+                                 device="cuda", atol=1e-3, rtol=1e-3)
+        records = sorted(cuda_device.RECORD)
+    finally:
+        cuda_device.RECORD = previous
+    out = []
+    for module, name, types in records:
+        if module == tiled.__name__ and "[" in name:
+            kind = name.split("[")[0]
+            name = tiled.kernel_name(kind, "float32", REAL["SUM_THREADS"] if kind == "channel_sum"
+                                     else REAL["TILE"])
+        out.append((module, name, types))
+    kinds = {name.split("[")[0] for module, name, _ in out if module == tiled.__name__}
+    assert kinds == {"forward", "backward_data", "backward_weight", "channel_sum", "split_sum"}
+    return out
+
+
+def _x(shape, seed=0):
+    return testing.tie_free(shape, seed=seed)
+
+
+# (id, layer factory, input shape)
+CASES = [
+    ("partial_tiles", lambda: nn.Conv2d(3, 5, 3, padding=1), (2, 3, 3, 5)),
+    ("stride_dilation", lambda: nn.Conv2d(2, 6, 3, stride=2, padding=2, dilation=2), (2, 2, 5, 6)),
+    ("same_asymmetric", lambda: nn.Conv2d(3, 4, (2, 4), padding="same", bias=False), (1, 3, 4, 5)),
+    ("many_splits", lambda: nn.Conv2d(2, 3, 1), (2, 2, 5, 5)),
+    ("conv1d", lambda: nn.Conv1d(3, 5, 3, stride=2, padding=1), (2, 3, 9)),
+    ("transpose_stride", lambda: nn.ConvTranspose2d(3, 5, 3, stride=2, padding=1,
+                                                    output_padding=1), (2, 3, 3, 2)),
+    ("transpose_dilation", lambda: nn.ConvTranspose2d(2, 3, 2, padding=1, output_padding=1,
+                                                      dilation=2, bias=False), (1, 2, 3, 3)),
+]
+
+
+def _launched(fn):
+    """The names of the kernels ``fn`` launches."""
+    cuda_device.RECORD = set()
+    try:
+        fn()
+        return {name for _, name, _ in cuda_device.RECORD}
+    finally:
+        cuda_device.RECORD = None
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+def test_tiled_kernels_match_the_cpu(case_id):
+    _, make, shape = next(c for c in CASES if c[0] == case_id)
+    layer = make()
+    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
+                                                   atol=1e-5, rtol=1e-4))
+    kinds = {name.split("[")[0] for name in names}
+    assert {"forward", "backward_data", "backward_weight"} <= kinds, names
+    assert not kinds & {"conv_forward", "conv_backward_data", "conv_backward_weight"}, names
+    assert ("channel_sum" in kinds) == (layer.bias is not None)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_large_linear_layers_run_on_the_tiled_gemm(monkeypatch, bias):
+    from minicnn.layers import linear_cuda
+    monkeypatch.setattr(linear_cuda, "TILED_MACS", 1)
+    layer = nn.Linear(6, 5, bias=bias)
+    names = _launched(lambda: testing.check_parity(layer, [_x((30, 6))], device="cuda",
+                                                   atol=1e-5, rtol=1e-4))
+    kinds = {name.split("[")[0] for name in names}
+    assert {"forward", "backward_data", "backward_weight", "split_sum"} <= kinds, names
+    assert not kinds & {"linear_forward", "linear_backward_input", "linear_backward_weight"}
+    testing.gradcheck(nn.Linear(3, 2, bias=bias).to("cuda"), [_x((5, 3))])
+
+
+def test_weight_gradient_splits_its_reduction_including_empty_chunks():
+    # reduction 2*5*5 = 50 positions, one 3 x 2 tile: 12 splits of 8 (rounded to BK), the last
+    # five of them past the end
+    values = conv_cuda.geometry_values(nn.Conv2d(2, 3, 1), (2, 2, 5, 5))
+    assert tiled.weight_splits(values) == 12
+    names = _launched(lambda: testing.check_parity(nn.Conv2d(2, 3, 1), [_x((2, 2, 5, 5))],
+                                                   device="cuda"))
+    assert "split_sum" in names
+
+
+def test_gradcheck_float64_through_the_tiled_kernels():
+    layer = nn.Conv2d(2, 3, 2, stride=1, padding=1).to("cuda")
+    names = _launched(lambda: testing.gradcheck(layer, [_x((1, 2, 2, 3))]))
+    assert any(name.startswith("backward_weight[float64") for name in names)
+
+
+def test_transposed_gradcheck_float64_through_the_tiled_kernels():
+    layer = nn.ConvTranspose2d(2, 2, 2, stride=2, output_padding=1, dilation=2).to("cuda")
+    testing.gradcheck(layer, [_x((1, 2, 2, 2))])
+
+
+def test_tiled_results_do_not_depend_on_the_launch_shape():
+    layer = nn.Conv2d(3, 5, 3, padding=1).to("cuda")
+    x, gy = _x((2, 3, 3, 5)), _x((2, 5, 3, 5), seed=1)
+    runs = []
+    for max_blocks in (4, 1, 3):
+        old = cuda_device.set_launch(max_blocks=max_blocks)
+        try:
+            y = to_numpy(layer(x))
+            gx = to_numpy(layer.backward(gy))
+            runs.append([y, gx, to_numpy(layer.weight.grad), to_numpy(layer.bias.grad)])
+        finally:
+            cuda_device.set_launch(*old)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert np.array_equal(a, b)
+
+
+def test_fused_bias_relu_epilogue():
+    from minicnn.device import get_device
+    dev = get_device("cuda")
+    layer = nn.Conv2d(3, 5, 3, padding=1)
+    x = _x((2, 3, 3, 5))
+    want = np.maximum(layer(x), 0)
+    values = conv_cuda.geometry_values(layer, x.shape)
+    y = dev.empty(want.shape, np.float32)
+    flat = cuda_device.flat
+    tiled.forward(flat(dev.asarray(x)), flat(dev.asarray(layer.weight.data)),
+                  flat(dev.asarray(layer.bias.data)), flat(y), values, True, relu=True)
+    np.testing.assert_allclose(to_numpy(y), want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_choice_at_the_real_settings(monkeypatch):
+    for name, value in REAL.items():
+        monkeypatch.setattr(tiled, name, value)
+
+    def values(layer, shape):
+        return conv_cuda.geometry_values(layer, shape)
+    big = values(nn.Conv2d(64, 64, 3, padding=1), (32, 64, 56, 56))
+    assert tiled.use_forward(big) and tiled.use_backward_data(big)
+    assert 1 < tiled.weight_splits(big) <= tiled.MAX_SPLITS
+    tiny = values(nn.Conv2d(2, 2, 2), (2, 2, 3, 3))
+    assert not (tiled.use_forward(tiny) or tiled.use_backward_data(tiny)
+                or tiled.weight_splits(tiny))
+    grouped = values(nn.Conv2d(64, 64, 3, padding=1, groups=2), (32, 64, 56, 56))
+    assert not (tiled.use_forward(grouped) or tiled.weight_splits(grouped))
+    volume = values(nn.Conv3d(16, 16, 3, padding=1), (4, 16, 16, 16, 16))
+    assert not tiled.use_forward(volume)
+    few_channels = values(nn.Conv2d(3, 4, 3), (32, 3, 34, 34))      # 4 output channels
+    assert not tiled.use_forward(few_channels)
+    assert tiled.check_tile(tiled.TILE) == (8, 16, 128)
+
+
+def test_bad_tiles_are_refused():
+    with pytest.raises(ValueError, match="loader constraints"):
+        tiled.check_tile((4, 8, 4, 2, 3))
+    with pytest.raises(ValueError, match="loader constraints"):
+        tiled.check_tile((8, 8, 2, 1, 1))         # 64 threads, a B tile of 16 elements
