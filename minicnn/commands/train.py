@@ -2,8 +2,11 @@
 
 ``minicnn train`` with no arguments trains LeNet-5 on the built-in generated shapes (no download)
 and prints its accuracy; ``--data mnist --data-dir DIR`` trains on MNIST's IDX files instead.
+Started by an MPI launcher (``mpiexec -n 4 minicnn train ...``) it trains data-parallel over the
+ranks (see :mod:`minicnn.distributed`); ``--batch-size`` is then the global batch.
 """
 
+import contextlib
 import inspect
 import os
 import time
@@ -42,6 +45,12 @@ def _add_train_arguments(parser):
                         "and training-curve PNG")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT's checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("distributed (under mpiexec -n N)")
+    group.add_argument("--sync-batchnorm", action="store_true",
+                       help="batch-norm statistics over the global batch (default: per rank)")
+    group.add_argument("--mpi-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="how long a rank waits for the others before the job is declared "
+                            "failed (default 300)")
 
 
 def load_datasets(args):
@@ -90,13 +99,46 @@ def build_model(name, num_classes, in_channels):
     return factory(**kwargs)
 
 
+def _data_parallel(args):
+    """A DataParallel when an MPI launcher started this process with several ranks, else None."""
+    from ..distributed.launch import launched_by_mpi
+    if not launched_by_mpi():
+        return None
+    from ..distributed import DataParallel
+    return DataParallel(sync_batchnorm=args.sync_batchnorm, timeout=args.mpi_timeout)
+
+
+def _remove_stale_temporaries(out):
+    """Temporary files a killed run left beside its outputs (the outputs themselves are written
+    atomically, so they are whole)."""
+    for pattern in (".checkpoint.safetensors.*.tmp", ".model.mcnn.*.tmp", ".log.csv.*.tmp",
+                    "curve.png.tmp.png"):
+        for path in out.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def _run_train(args):
+    dist = _data_parallel(args)
+    if dist is None:
+        return _train(args, None)
+    from ..distributed import abort_on_error
+    if dist.is_root:
+        print(f"minicnn: {dist.describe()}", flush=True)
+    with abort_on_error(dist, prefix="minicnn train"):
+        code = _train(args, dist)
+        dist.barrier("finishing")
+    return code
+
+
+def _train(args, dist):
     import minicnn
 
     from .. import callbacks, data, optim
     from ..nn import CrossEntropyLoss
     from ..train import Trainer
 
+    root = dist is None or dist.is_root
     minicnn.manual_seed(args.seed)
     start = time.perf_counter()
     train_set, val_set, classes = load_datasets(args)
@@ -115,9 +157,11 @@ def _run_train(args):
         scheduler = optim.StepLR(opt, step_size=max(1, args.epochs // 3))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    if dist is not None and root:
+        _remove_stale_temporaries(out)
     checkpoint = out / "checkpoint.safetensors"
     trainer = Trainer(model, CrossEntropyLoss(), opt, scheduler=scheduler, topk=(1, 5),
-                      progress=not args.no_progress, callbacks=[
+                      progress=not args.no_progress, distributed=dist, callbacks=[
                           callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss"),
                           callbacks.CSVLogger(str(out / "log.csv")),
                           callbacks.TrainingCurve(str(out / "curve.png"))])
@@ -127,8 +171,11 @@ def _run_train(args):
                                    seed=args.seed)
     val_loader = data.DataLoader(val_set, batch_size=256)
     trainer.fit(train_loader, epochs=max(0, args.epochs - trainer.epoch), val_loader=val_loader)
-    minicnn.save(model, str(out / "model.mcnn"))
+    if root:
+        minicnn.save(model, str(out / "model.mcnn"))
     final = trainer.history[-1] if trainer.history else trainer.evaluate(val_loader)
+    if not root:
+        return 0
     top1 = final.get("val_top1", final.get("top1"))
     print(f"{args.model} on {args.data}: validation accuracy {100 * top1:.2f}% "
           f"(top-5 {100 * final.get('val_top5', final.get('top5', float('nan'))):.2f}%) after "
