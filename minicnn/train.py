@@ -18,6 +18,7 @@ logs, curves). See :mod:`minicnn.distributed`.
 
 import numpy as np
 
+from .device import to_numpy
 from .errors import NonFiniteError
 from .metrics import RunningMean, topk_correct
 
@@ -253,11 +254,12 @@ def _data_parallel(distributed):
 
 
 def predict(model, x, batch_size=256):
-    """Logits for a float32 array of samples, in eval mode, batch by batch."""
+    """Logits (a numpy array, whatever the model's device) for a float32 array of samples, in
+    eval mode, batch by batch."""
     was_training = model.training
     model.eval()
     try:
-        outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        outs = [to_numpy(model(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(outs, axis=0)

@@ -252,3 +252,26 @@ def test_launch_settings_round_trip():
     old = cuda_device.set_launch(threads_per_block=16, max_blocks=2)
     assert (cuda_device.THREADS_PER_BLOCK, cuda_device.MAX_BLOCKS) == (16, 2)
     assert cuda_device.set_launch(*old) == (16, 2)
+
+
+def test_trainer_fits_and_predicts_on_the_device_like_on_the_cpu():
+    from minicnn.train import Trainer, predict
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 1, 4, 4), dtype=np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = _small_convnet().to(device)
+        trainer = Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1),
+                          progress=False, topk=(1, 2))
+        history = trainer.fit([(x[:3], y[:3]), (x[3:], y[3:])], epochs=2,
+                              val_loader=[(x, y)])
+        logits = predict(model, x, batch_size=4)
+        assert isinstance(logits, np.ndarray)
+        results[device] = history, logits
+    (h_cpu, l_cpu), (h_gpu, l_gpu) = results["cpu"], results["cuda"]
+    for a, b in zip(h_cpu, h_gpu, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-6)
