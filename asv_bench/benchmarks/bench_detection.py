@@ -10,6 +10,11 @@ the benchmarks run from a checkout without installing it.
 * ``DetectionStep``: one training step of ``faster_rcnn(3)`` (the ``small`` preset) on 8 64x64
   images (forward, anchor and ROI targets, both losses, backward; no optimiser step), and
   inference on the same 8 images; images per second.
+* ``RoIOpsCUDA``: ``RoIOps`` on the ``"cuda"`` device (the CUDA kernels of ``roi_cuda.py``),
+  inputs already on the device, synchronised after each call. Its setup raises
+  NotImplementedError (asv: skipped) without a GPU, and on numba's simulator (far too slow to
+  time). The whole detector has no GPU benchmark: its numpy target and loss code takes host
+  arrays (see the plugin README).
 """
 
 import sys
@@ -68,6 +73,55 @@ class RoIOps:
 
     def track_forward_backward_rois_per_s(self, op):
         return rate(self._forward_backward, len(self.rois))
+
+    track_forward_backward_rois_per_s.unit = "ROIs/s"
+
+
+def _cuda():
+    """The cuda device, or NotImplementedError (asv skips the benchmark)."""
+    import os
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise NotImplementedError("the CUDA simulator is not timed")
+    from minicnn.device import get_device
+    try:
+        return get_device("cuda")
+    except RuntimeError as exc:
+        raise NotImplementedError(f"no CUDA GPU: {exc}") from None
+
+
+class RoIOpsCUDA:
+    params = (["roi_pool", "roi_align"],)
+    param_names = ["op"]
+    timeout = 120
+
+    def setup(self, op):
+        self.dev = _cuda()
+        ensure_registered()
+        layer = RoIPool(7, 1 / 16) if op == "roi_pool" else RoIAlign(7, 1 / 16, 2, True)
+        self.layer = layer.to("cuda")
+        self.x = self.dev.asarray(data((2, 64, 38, 50)))
+        self.rois = self.dev.asarray(_rois(2, 128, 600, 800))
+        y = self.layer([self.x, self.rois])          # compile and allocate outside the timing
+        self.gy = self.dev.asarray(data(y.shape, seed=1))
+        self.layer.backward(self.gy)
+        self.dev.synchronize()
+
+    def time_forward(self, op):
+        self.layer([self.x, self.rois])
+        self.dev.synchronize()
+
+    def time_forward_backward(self, op):
+        self.layer([self.x, self.rois])
+        self.layer.backward(self.gy)
+        self.dev.synchronize()
+
+    def track_forward_rois_per_s(self, op):
+        return rate(lambda: self.time_forward(op), 256)
+
+    track_forward_rois_per_s.unit = "ROIs/s"
+
+    def track_forward_backward_rois_per_s(self, op):
+        return rate(lambda: self.time_forward_backward(op), 256)
 
     track_forward_backward_rois_per_s.unit = "ROIs/s"
 

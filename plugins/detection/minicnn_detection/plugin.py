@@ -1,8 +1,9 @@
 """The plugin module minicnn loads from the entry point ``detection`` (group ``minicnn``): the
-layers ``RoIPool`` and ``RoIAlign`` with their CPU kernels, the zoo models ``localizer`` and
-``detection_backbone`` (minicnn graphs; a :class:`FasterRCNN` is three of them and is not a zoo
-entry), the datasets ``detshapes``, ``detdigits``, ``voc_detection`` and ``coco_detection``, and
-the ``minicnn detect`` command."""
+layers ``RoIPool`` and ``RoIAlign`` with their CPU kernels (and their CUDA kernels once the
+``"cuda"`` device is used), the zoo models ``localizer`` and ``detection_backbone`` (minicnn
+graphs; a :class:`FasterRCNN` is three of them and is not a zoo entry), the datasets
+``detshapes``, ``detdigits``, ``voc_detection`` and ``coco_detection``, and the ``minicnn
+detect`` command."""
 
 import minicnn
 
@@ -17,6 +18,16 @@ def minicnn_layers():
 def minicnn_kernels():
     from .roi_cpu import RoIAlignCPU, RoIPoolCPU
     return [RoIPoolCPU, RoIAlignCPU]
+
+
+@minicnn.hookimpl
+def minicnn_device_kernels(device):
+    """GPU kernels of the ROI layers, asked for when minicnn first uses the ``"cuda"`` device
+    (``model.to("cuda")``): only then is :mod:`.roi_cuda` (and numba.cuda) imported."""
+    if device != "cuda":
+        return []
+    from .roi_cuda import RoIAlignCUDA, RoIPoolCUDA
+    return [RoIPoolCUDA, RoIAlignCUDA]
 
 
 @minicnn.hookimpl
