@@ -16,7 +16,7 @@ through the backbone once.
 """
 
 import numpy as np
-from minicnn import Input, Model, Module, Sequential, nn
+from minicnn import Input, Model, Module, Sequential, nn, to_numpy
 
 from .anchors import generate_anchors, grid_anchors
 from .config import preset
@@ -183,7 +183,9 @@ class FasterRCNN(Module):
         x = self.normalize(images)
         size = x.shape[2:]
         features = self.backbone(x)
-        logits, deltas = self.rpn(features)
+        # The sampling, targets and losses are numpy code: device outputs come back to the host
+        # (to_numpy is the identity on the CPU) and the gradients go in as numpy arrays.
+        logits, deltas = (to_numpy(a) for a in self.rpn(features))
         anchors = self.anchors(logits.shape[2:])
         labels, box_targets = zip(*[anchor_targets(
             anchors, t["boxes"], size, self.rng, cfg.rpn_positive_iou, cfg.rpn_negative_iou,
@@ -200,13 +202,13 @@ class FasterRCNN(Module):
         rois = self._rois([s[0] for s in sampled]).astype(features.dtype)
         roi_labels = np.concatenate([s[1] for s in sampled])
         roi_targets = np.concatenate([s[2] for s in sampled])
-        scores, box_deltas = self.head([features, rois])
+        scores, box_deltas = (to_numpy(a) for a in self.head([features, rois]))
         h_total, h_parts, g_s, g_b = head_loss(scores, box_deltas, roi_labels, roi_targets,
                                                cfg.head_sigma)
         dtype = features.dtype
-        g_feat = self.head.backward([g_s.astype(dtype), g_b.astype(dtype)])[0]
+        g_feat = to_numpy(self.head.backward([g_s.astype(dtype), g_b.astype(dtype)])[0])
         g_logits, g_deltas = unflatten_rpn(g_l.astype(dtype), g_d.astype(dtype), logits.shape)
-        g_feat = g_feat + self.rpn.backward([g_logits, g_deltas])
+        g_feat = g_feat + to_numpy(self.rpn.backward([g_logits, g_deltas]))
         self.backbone.backward(g_feat, input_grad=False)
         losses = {"loss": r_total + h_total, **r_parts, **h_parts}
         losses["fg_rois"] = int((roi_labels > 0).sum())
@@ -222,13 +224,13 @@ class FasterRCNN(Module):
             x = self.normalize(images)
             size = x.shape[2:]
             features = self.backbone(x)
-            logits, deltas = self.rpn(features)
+            logits, deltas = (to_numpy(a) for a in self.rpn(features))
             proposals = self._proposals(logits, deltas, size, training=False)
             for i, p in enumerate(proposals):
                 if not len(p):       # no proposal survived: the whole image as one
                     proposals[i] = np.array([[0, 0, size[1], size[0]]], np.float64)
-            scores, box_deltas = self.head([features,
-                                            self._rois(proposals).astype(features.dtype)])
+            scores, box_deltas = (to_numpy(a) for a in self.head(
+                [features, self._rois(proposals).astype(features.dtype)]))
             out, start = [], 0
             thresh = cfg.score_thresh if score_thresh is None else score_thresh
             for p in proposals:

@@ -252,3 +252,31 @@ def test_every_kernel_compiles_to_ptx():
     lines = [line for line in stdout.splitlines() if line.startswith("ok ")]
     assert len(lines) == 8, stdout
     assert all(line.endswith("local=0") for line in lines), stdout
+
+
+def test_a_whole_detector_trains_and_detects_on_the_device():
+    """A tiny Faster R-CNN moved with ``to("cuda")``: one training step's losses and parameter
+    gradients, and the detections, match the CPU's (the numpy parts of the step take the
+    device outputs through ``to_numpy``)."""
+    import copy
+
+    import minicnn
+
+    from minicnn_detection import DetShapes, faster_rcnn
+    minicnn.manual_seed(4)
+    cpu = faster_rcnn(2, widths=(2, 2, 2, 2), head_hidden=(4,)).double()
+    gpu = copy.deepcopy(cpu).to("cuda")
+    x, targets = DetShapes(1, 16, num_classes=2, seed=3, min_size=6, max_size=12).get_batch([0])
+    x = x.astype(np.float64)
+    losses = {name: det.forward_backward(x, targets) for name, det in (("cpu", cpu),
+                                                                        ("cuda", gpu))}
+    for key, value in losses["cpu"].items():
+        np.testing.assert_allclose(losses["cuda"][key], value, rtol=1e-9, err_msg=key)
+    for (name, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters(), strict=True):
+        np.testing.assert_allclose(to_numpy(q.grad), p.grad, rtol=1e-7, atol=1e-12,
+                                   err_msg=name)
+    found = {name: det.detect(x, score_thresh=0.0)[0] for name, det in (("cpu", cpu),
+                                                                        ("cuda", gpu))}
+    for key in ("boxes", "scores", "labels"):
+        np.testing.assert_allclose(found["cuda"][key], found["cpu"][key], rtol=1e-7,
+                                   atol=1e-9, err_msg=key)
