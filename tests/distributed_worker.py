@@ -2,13 +2,18 @@
 
     python tests/distributed_worker.py train OUT          # plain and synced-batch-norm training
     python tests/distributed_worker.py fail OUT --mode raise|hang|kill [--at-step K]
+    python tests/distributed_worker.py cuda OUT           # GPU ranks, on numba's CUDA simulator
 
 ``train`` writes, from rank 0, the final weights of small models trained data-parallel
 (``plain.npz``; ``bn.npz`` with synced batch norm, ``bn_local.npz`` with per-rank statistics), their
 histories (``*.json``) and a checkpoint after each epoch, and checks that the replicas are
 bit-identical on every rank. ``fail`` trains with a checkpoint per
-epoch and makes rank 1 raise, stop (SIGSTOP: a hung rank) or die (SIGKILL) at step K. The model
-and data builders are imported by the test for the single-process reference runs.
+epoch and makes rank 1 raise, stop (SIGSTOP: a hung rank) or die (SIGKILL) at step K. ``cuda``
+moves tiny models to the ``"cuda"`` device (numba's CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``)
+and trains them data-parallel: ``cuda.npz`` (plain model), ``cuda_bn.npz`` and ``cpu_bn.npz``
+(per-rank batch norm on GPU and on CPU ranks), ``cuda.json`` (which path the device buffers took
+to MPI, the history). The model and data builders are imported by the test for the
+single-process reference runs.
 """
 
 import argparse
@@ -86,6 +91,77 @@ def run_train(out, timeout):
             _save(out, name, model, history)
 
 
+def cuda_model(batchnorm=False):
+    """A conv net small enough for the CUDA simulator (1x4x4 inputs)."""
+    minicnn.manual_seed(3)
+    layers = [nn.Conv2d(1, 2, 3, padding=1)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(2))
+    return nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3))
+
+
+def cuda_loader():
+    """11 samples in global batches of 5: shards of 3 and 2, then one sample (rank 1 gets none)."""
+    rng = np.random.default_rng(4)
+    x = rng.random((11, 1, 4, 4), dtype=np.float32)
+    y = rng.integers(0, 3, 11)
+    return data.DataLoader(data.ArrayDataset(x, y), batch_size=5, shuffle=True, seed=5)
+
+
+def cuda_trainer(model, distributed=False):
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    return Trainer(model, nn.CrossEntropyLoss(), opt, topk=(1, 2), progress=False,
+                   distributed=distributed)
+
+
+def _use_cuda_simulator():
+    """numba's CUDA simulator unless a real GPU run is asked for (MINICNN_TEST_REAL_GPU=1)."""
+    if "numba.cuda" not in sys.modules and os.environ.get("MINICNN_TEST_REAL_GPU") != "1":
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+        from numba.core import config
+        config.reload_config()
+    from minicnn import cuda_device
+    cuda_device.set_launch(threads_per_block=8, max_blocks=4)
+    if cuda_device.SIMULATOR:
+        sys.setswitchinterval(5e-5)
+    return cuda_device
+
+
+def run_cuda(out, timeout):
+    from minicnn.device import device_of
+    from minicnn.distributed import DataParallel, DistributedError
+    cuda_device = _use_cuda_simulator()
+    report = {"simulator": cuda_device.SIMULATOR}
+
+    dp = DataParallel(timeout=timeout, bucket_bytes=64)    # several buckets, started in backward
+    model = cuda_model().to("cuda")
+    history = cuda_trainer(model, distributed=dp).fit(cuda_loader(), epochs=1)
+    dp.check_replicas(model)
+    report.update(history=history, cuda_aware=dp.comm.cuda_aware, paths=dict(dp.transfer_paths),
+                  buckets=len(dp.buckets.buckets), grad_type=type(model.parameters()[0].grad)
+                  .__name__, grad_on_device=device_of(model.parameters()[0].grad))
+    if dp.is_root:
+        np.savez(out / "cuda.npz", **model.state_dict())
+
+    # per-rank batch norm: running statistics averaged over the ranks, on GPU and on CPU ranks
+    for name, device in (("cuda_bn", "cuda"), ("cpu_bn", "cpu")):
+        dp_bn = DataParallel(timeout=timeout)
+        model = cuda_model(batchnorm=True).to(device)
+        cuda_trainer(model, distributed=dp_bn).fit(cuda_loader(), epochs=1)
+        dp_bn.check_replicas(model)
+        if dp_bn.is_root:
+            np.savez(out / f"{name}.npz", **model.state_dict())
+
+    # synced batch norm cannot run on device arrays yet: a clear error before any step
+    try:
+        DataParallel(timeout=timeout, sync_batchnorm=True).prepare(
+            cuda_model(batchnorm=True).to("cuda"))
+    except DistributedError as exc:
+        report["sync_batchnorm_error"] = str(exc)
+    if dp.is_root:
+        (out / "cuda.json").write_text(json.dumps(report))
+
+
 class Failure(Callback):
     """Rank ``rank`` raises, stops or dies after step ``at_step``; every rank shortens its timeout
     after the first step (the first step compiles kernels)."""
@@ -119,7 +195,7 @@ def run_fail(out, mode, at_step, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=("train", "fail"))
+    parser.add_argument("scenario", choices=("train", "fail", "cuda"))
     parser.add_argument("out")
     parser.add_argument("--mode", choices=("raise", "hang", "kill"), default="raise")
     parser.add_argument("--at-step", type=int, default=11)
@@ -128,6 +204,8 @@ def main(argv=None):
     out = Path(args.out)
     if args.scenario == "train":
         run_train(out, args.timeout)
+    elif args.scenario == "cuda":
+        run_cuda(out, args.timeout)
     else:
         run_fail(out, args.mode, args.at_step, args.timeout)
     return 0

@@ -279,19 +279,45 @@ def test_device_arrays_go_to_mpi_directly_or_through_the_host():
     calls = []
     device = FakeDeviceArray([1, 2, 3])
     direct = Staged(device, cuda_aware=True, synchronize=lambda: calls.append("sync"))
-    assert direct.buffer is device and calls == ["sync"]
+    assert direct.buffer is device and calls == ["sync"] and direct.path == "device"
     staged = Staged(device, cuda_aware=False)
-    assert isinstance(staged.buffer, np.ndarray)
+    assert isinstance(staged.buffer, np.ndarray) and staged.path == "staged"
     staged.buffer *= 2                                # what an allreduce would write
     assert device.values.tolist() == [1, 2, 3]
     staged.complete()
     assert device.values.tolist() == [2, 4, 6]
     host = np.arange(4.0)
     assert Staged(host, cuda_aware=False).buffer is host
+    assert Staged(host, cuda_aware=True).path == "host"
     with pytest.raises(ValueError, match="C-contiguous"):
         Staged(np.arange(8.0)[::2], cuda_aware=False)
     with pytest.raises(TypeError, match="cannot hand an array of type list"):
         Staged([1.0], cuda_aware=False)
+
+
+class SimulatedDeviceArray(FakeDeviceArray):
+    """numba's CUDA simulator: copy methods but no CUDA array interface (MPI cannot read it)."""
+
+    def __init__(self, values):
+        self.values = np.array(values, np.float32)
+
+
+def test_simulated_device_arrays_are_staged_even_for_a_cuda_aware_mpi():
+    device = SimulatedDeviceArray([1, 2])
+    staged = Staged(device, cuda_aware=True)
+    assert staged.path == "staged" and isinstance(staged.buffer, np.ndarray)
+    staged.buffer += 1
+    staged.complete()
+    assert device.values.tolist() == [2, 3]
+
+
+def test_synced_batch_norm_refuses_device_arrays_by_name():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    model[1].running_mean = SimulatedDeviceArray(np.zeros(2))   # as if moved to the GPU
+    with pytest.raises(DistributedError, match=r"synced batch norm runs on the CPU only: "
+                                               r"batch-norm layer '1' is on cuda"):
+        DataParallel(sync_batchnorm=True).prepare(model)
+    DataParallel(sync_batchnorm=False).prepare(model)      # per-rank statistics: no objection
 
 
 def test_cuda_awareness_can_be_forced(monkeypatch):

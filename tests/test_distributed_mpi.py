@@ -38,21 +38,22 @@ sys.path.insert(0, str(HERE))
 import distributed_worker as worker  # noqa: E402
 
 
-def _env():
+def _env(extra=None):
     env = dict(os.environ)
     for name in list(env):                 # never inherit an outer launcher's identity
         if name.startswith(("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_")):
             del env[name]
     env.update(NUMBA_NUM_THREADS="1", MINICNN_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")]))
+    env.update(extra or {})
     return env
 
 
-def mpirun(args, limit=120):
+def mpirun(args, limit=120, env=None):
     """Run ``mpiexec -n 2 ARGS``; returns (exit code, stdout + stderr, seconds)."""
     start = time.monotonic()
     proc = subprocess.run([MPIEXEC, "-n", "2", *args], capture_output=True, text=True,
-                          timeout=limit, env=_env(), cwd=HERE.parent)
+                          timeout=limit, env=_env(env), cwd=HERE.parent)
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
 
 
@@ -166,3 +167,35 @@ def test_a_killed_rank_ends_the_job_naming_it(tmp_path):
     launcher = re.search(rf"\b{pids['1']}\b", output.split("pid " + pids["1"], 1)[1])
     assert ours or launcher, output
     assert _checkpoint_loads(tmp_path / "fail.ckpt")["epoch"] == 1
+
+
+def test_gpu_ranks_on_the_cuda_simulator_stage_through_the_host(tmp_path):
+    """Two ranks whose models live on the "cuda" device (numba's CUDA simulator): gradient
+    buckets on the device, staged through host memory for MPICH's PyPI build (not CUDA-aware);
+    the weights equal a single CPU process's on the same global batches."""
+    pytest.importorskip("numba.cuda")
+    env = {"NUMBA_ENABLE_CUDASIM": "1"}
+    code, output, seconds = mpirun([sys.executable, str(WORKER), "cuda", str(tmp_path)],
+                                   limit=180, env=env)
+    assert code == 0, output
+    assert seconds < 120
+    report = json.loads((tmp_path / "cuda.json").read_text())
+    assert report["simulator"] is True
+    assert report["grad_on_device"] == "cuda"              # buckets (and Param.grad) on the device
+    assert report["buckets"] > 1
+    assert report["cuda_aware"] is False                    # MPICH from PyPI
+    paths = report["paths"]
+    assert paths.get("staged", 0) > 0 and paths.get("device", 0) == 0, paths
+
+    # one CPU process on the same global batches (11 samples in batches of 5: 3 steps)
+    model = worker.cuda_model()
+    history = worker.cuda_trainer(model).fit(worker.cuda_loader(), epochs=1)
+    _assert_state_close(model.state_dict(), np.load(tmp_path / "cuda.npz"), "cuda ranks")
+    for mine, theirs in zip(history, report["history"], strict=True):
+        assert theirs == pytest.approx(mine, rel=1e-5)       # metrics reduced from device logits
+
+    # per-rank batch norm: the running statistics averaged on the device equal the CPU ranks'
+    _assert_state_close(dict(np.load(tmp_path / "cpu_bn.npz")), np.load(tmp_path / "cuda_bn.npz"),
+                        "per-rank batch norm, cuda vs cpu ranks")
+    assert "synced batch norm runs on the CPU only" in report["sync_batchnorm_error"]
+    assert "'1'" in report["sync_batchnorm_error"]           # names the batch-norm layer

@@ -10,9 +10,13 @@ executor's kernels write gradients straight into the buffer MPI sends: no copies
 A bucket is started (``Iallreduce``) as soon as all its parameters are final, in bucket order, so
 every rank starts the same collectives in the same order whatever the timing; the rest of backward
 then runs while the bucket travels.
+
+A bucket lives where its parameters do: on the GPU for a model moved with ``model.to("cuda")``
+(the kernels write device gradients into it; :mod:`.staging` hands it to MPI), on the host for
+layers left on the CPU (``fallback="cpu"``). Parameters on different devices never share one.
 """
 
-from ..device import get_device
+from ..device import device_of, get_device
 
 
 class Bucket:
@@ -29,18 +33,20 @@ class Bucket:
 
 
 class GradientBuckets:
-    """The buckets of ``params`` (trainable ``Param`` objects, in backward order) on ``device``."""
+    """The buckets of ``params`` (trainable ``Param`` objects, in backward order), each on its
+    parameters' device (``device``: the model's, used for parameters whose device cannot be
+    told)."""
 
     def __init__(self, params, device="cpu", bucket_bytes=1 << 20):
         self.params = list(params)
         self.key = signature(self.params)
-        dev = get_device(device)
         self.buckets, self.views, self._bucket_of = [], {}, {}
         group, group_bytes = [], 0
         for p in self.params + [None]:
             if group and (p is None or p.data.dtype != group[0].data.dtype
+                          or device_of(p.data) != device_of(group[0].data)
                           or group_bytes + p.data.nbytes > bucket_bytes):
-                self._make_bucket(group, dev)
+                self._make_bucket(group, get_device(device_of(group[0].data)))
                 group, group_bytes = [], 0
             if p is not None:
                 group.append(p)
@@ -115,4 +121,5 @@ class GradientBuckets:
 
 def signature(params):
     """What the bucket layout depends on: which parameters, their dtypes and shapes."""
-    return tuple((id(p), p.data.dtype.str, tuple(p.data.shape)) for p in params)
+    return tuple((id(p), p.data.dtype.str, tuple(p.data.shape), device_of(p.data))
+                 for p in params)

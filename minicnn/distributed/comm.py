@@ -15,6 +15,7 @@ along while the rest of backward runs.
 import contextlib
 import os
 import time
+from collections import Counter
 
 from .control import ControlChannel
 from .errors import DistributedError
@@ -58,6 +59,12 @@ class Communicator:
         self.cuda_aware = query_cuda_aware(MPI) if cuda_aware is None else bool(cuda_aware)
         self.synchronize = None      # device synchronisation before handing device arrays to MPI
         self.bytes_reduced = 0       # payload bytes this rank passed to allreduce so far
+        self.transfer_paths = Counter()   # buffers handed to MPI by path: host, device, staged
+
+    def _stage(self, array):
+        staged = Staged(array, self.cuda_aware, self.synchronize)
+        self.transfer_paths[staged.path] += 1
+        return staged
 
     def _dup(self, what):
         new, request = self.base.Idup()
@@ -73,14 +80,14 @@ class Communicator:
 
     def iallreduce(self, array, what):
         """Start summing ``array`` over all ranks, in place."""
-        staged = Staged(array, self.cuda_aware, self.synchronize)
+        staged = self._stage(array)
         self.bytes_reduced += staged.buffer.nbytes
         request = self.comm.Iallreduce(self.MPI.IN_PLACE, staged.buffer, op=self.MPI.SUM)
         return self._start(request, staged, what)
 
     def ibcast(self, array, what, root=0):
         """Start copying rank ``root``'s ``array`` into every rank's ``array``."""
-        staged = Staged(array, self.cuda_aware, self.synchronize)
+        staged = self._stage(array)
         return self._start(self.comm.Ibcast(staged.buffer, root=root), staged, what)
 
     def iallgather(self, send, recv, what):
@@ -208,6 +215,7 @@ class LocalCommunicator:
         self.timeout = float(timeout)
         self.synchronize = None
         self.bytes_reduced = 0
+        self.transfer_paths = Counter()     # always empty: nothing is handed to MPI
 
     def iallreduce(self, array, what):
         return None

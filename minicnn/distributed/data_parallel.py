@@ -30,7 +30,7 @@ import zlib
 
 import numpy as np
 
-from ..device import get_device, to_numpy
+from ..device import device_of, get_device, to_numpy
 from ..metrics import topk_correct
 from .buckets import GradientBuckets, signature
 from .comm import Communicator, LocalCommunicator
@@ -78,6 +78,25 @@ def _check_no_batch_statistics(model):
         if is_batchnorm(module) and module.training and module.uses_batch_stats():
             raise DistributedError(f"synced batch norm did not run for '{name}': the executor no "
                                    f"longer calls the kernels minicnn.distributed wrapped")
+
+
+def _check_sync_batchnorm_device(model):
+    """Synced batch norm computes its statistics with numpy: refuse batch-norm layers whose
+    arrays live on the GPU (rather than fail inside the first step, or compute wrongly)."""
+    from .syncbn import is_batchnorm
+    for name, module in model.named_modules():
+        if not is_batchnorm(module):
+            continue
+        arrays = [p.data for p in module._own_params().values()]
+        arrays += list(module._own_buffers().values())
+        devices = {device_of(a) for a in arrays} or {getattr(model, "device", "cpu")}
+        if devices != {"cpu"}:
+            raise DistributedError(
+                f"synced batch norm runs on the CPU only: batch-norm layer '{name}' is on "
+                f"{', '.join(sorted(devices - {'cpu'}))} (its statistics are reduced with numpy "
+                f"on host arrays). Use DataParallel(sync_batchnorm=False) (per-rank statistics, "
+                f"running statistics averaged over the ranks) on GPU ranks, or keep the model on "
+                f"the CPU")
 
 
 class DataParallel:
@@ -184,8 +203,17 @@ class DataParallel:
             loader.seed = int(buf[0])
         return sharded
 
+    @property
+    def transfer_paths(self):
+        """How many buffers this rank handed to MPI by path: ``"host"`` (numpy arrays),
+        ``"device"`` (device arrays to a CUDA-aware MPI) and ``"staged"`` (device arrays copied
+        through host memory); see :mod:`.staging`."""
+        return self.comm.transfer_paths
+
     def prepare(self, model):
         """Hooks installed, buckets built and attached, dropout streams split (cheap when done)."""
+        if self.sync_batchnorm:
+            _check_sync_batchnorm_device(model)
         if self.overlap or self.sync_batchnorm:
             if not self.hooks.install(model) and self.sync_batchnorm:
                 raise DistributedError("synced batch norm needs the executor's plan steps, which "

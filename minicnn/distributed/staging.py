@@ -10,6 +10,12 @@ Whether the build is CUDA-aware is asked of the MPI library (Open MPI's
 ``MPIX_Query_cuda_support``, MPICH's ``MPIX_GPU_query_support``) unless
 ``MINICNN_MPI_CUDA_AWARE=0|1`` or the ``cuda_aware`` argument says otherwise; when neither is
 available the answer is "no", the safe choice.
+
+Each staged buffer records the path it took (:attr:`Staged.path`): ``"host"`` (a numpy array),
+``"device"`` (a device array handed to a CUDA-aware MPI as it is) or ``"staged"`` (a device array
+copied through host memory); :class:`~.comm.Communicator` counts them (``transfer_paths``), so a
+run can say which path its GPU buffers took. Device arrays without ``__cuda_array_interface__``
+(numba's CUDA simulator) are always staged: MPI could not read them.
 """
 
 import ctypes
@@ -40,13 +46,16 @@ def query_cuda_aware(MPI):
 
 
 def is_device_array(array):
-    return not isinstance(array, np.ndarray) and hasattr(array, "__cuda_array_interface__")
+    """A GPU array: anything with ``__cuda_array_interface__`` or numba's ``copy_to_host``
+    (numba's simulated device arrays have only the latter)."""
+    return not isinstance(array, np.ndarray) and (hasattr(array, "__cuda_array_interface__")
+                                                  or hasattr(array, "copy_to_host"))
 
 
 class Staged:
     """A buffer as MPI will see it, and what to do once the operation has completed."""
 
-    __slots__ = ("buffer", "array", "host")
+    __slots__ = ("buffer", "array", "host", "path")
 
     def __init__(self, array, cuda_aware, synchronize=None):
         self.array = array
@@ -54,15 +63,15 @@ class Staged:
         if isinstance(array, np.ndarray):
             if not array.flags.c_contiguous:
                 raise ValueError("MPI buffers must be C-contiguous arrays")
-            self.buffer = array
+            self.buffer, self.path = array, "host"
         elif is_device_array(array):
             if synchronize is not None:      # the kernels that wrote it must have finished
                 synchronize()
-            if cuda_aware:
-                self.buffer = array
+            if cuda_aware and hasattr(array, "__cuda_array_interface__"):
+                self.buffer, self.path = array, "device"
             else:
-                self.host = array.copy_to_host()
-                self.buffer = self.host
+                self.host = np.ascontiguousarray(array.copy_to_host())
+                self.buffer, self.path = self.host, "staged"
         else:
             raise TypeError(f"cannot hand an array of type {type(array).__name__} to MPI")
 
