@@ -509,7 +509,9 @@ class Loss(Layer):
 
     def __call__(self, *inputs, name=None):
         out = super().__call__(*inputs, name=name)
-        if is_symbolic(inputs if len(inputs) != 1 else inputs[0]):
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = inputs[0]          # loss([prediction, target]) as well as loss(pred, target)
+        if is_symbolic(inputs):
             return out
         from .device import to_numpy
         return float(to_numpy(out))

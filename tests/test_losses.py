@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import pytest
 
+import minicnn
 from minicnn import ConfigError, InputError, ShapeError, get_registry, losses_cpu, nn, testing
 from minicnn import functional as F
 
@@ -386,3 +387,48 @@ def test_serial_and_parallel_kernels_agree_exactly(monkeypatch):
     parallel = run()
     for a, b in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_one_input_loss_applies_to_a_single_symbol():
+    """A plugin's loss may take only the prediction (a penalty): ``loss(symbol)`` builds a node."""
+    from minicnn.kernel import Kernel
+    from minicnn.registry import Registry, get_registry, hookimpl, set_registry
+
+    class SquarePenalty(minicnn.Loss):
+        num_inputs = 1
+        differentiable_inputs = (True,)
+
+        def infer_shapes(self, in_shapes):
+            return [()]
+
+    class SquarePenaltyCPU(Kernel):
+        layer, device = "SquarePenalty", "cpu"
+
+        def forward(self, layer, xs, ys, ws):
+            ys[0][...] = (xs[0] ** 2).sum()
+
+        def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+            if gxs[0] is not None:
+                gxs[0][...] = 2 * xs[0] * gys[0]
+
+    class Plugin:
+        @hookimpl
+        def minicnn_layers(self):
+            return [SquarePenalty]
+
+        @hookimpl
+        def minicnn_kernels(self):
+            return [SquarePenaltyCPU]
+
+    registry = Registry(load_entry_points=False)
+    registry.register(Plugin(), name="penalty")
+    previous = set_registry(registry)
+    try:
+        assert get_registry() is registry
+        x = minicnn.Input((3,))
+        model = minicnn.Model(x, SquarePenalty()(x))
+        data = np.array([[1.0, 2.0, 3.0]], np.float32)
+        np.testing.assert_allclose(model(data), 14.0)
+        assert SquarePenalty()(data) == pytest.approx(14.0)
+    finally:
+        set_registry(previous)
