@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-TRAIN_DEFAULTS = {"model": "fcn8s", "epochs": 10, "size": 64, "train_size": 3000,
-                  "val_size": 300, "batch_size": 16, "lr": 3e-3, "width": 8}
+# The defaults reach a held-out mean IoU of 0.88 on SegShapes (the target is 0.85) in 5 to 8
+# minutes on the shared two-core machine (examples/train_target.py; measurements in the README).
+TRAIN_DEFAULTS = {"model": "fcn8s", "epochs": 7, "size": 96, "train_size": 3000,
+                  "val_size": 300, "batch_size": 8, "lr": 3e-3, "width": 8}
 
 
 def add_arguments(parser):

@@ -1,6 +1,7 @@
-"""Training learns: a quick run above chance, and (slow) the 0.85 mean IoU target on SegShapes."""
+"""Training learns: quick runs well above the all-background score on held-out SegShapes.
 
-import time
+The 0.85 mean IoU target itself takes minutes: ``examples/train_target.py`` measures it (see the
+README); ``test_seg_target_script.py`` runs that script on tiny settings."""
 
 import minicnn
 import numpy as np
@@ -23,8 +24,8 @@ def _chance_miou(masks, num_classes):
     return (masks == 0).mean() / num_classes
 
 
-# One numba thread: on a busy two-core machine each parallel kernel call otherwise waits for the
-# second thread (see cpu_threads); the arithmetic is the same.
+# One numba thread (conftest sets it for every test too): fast on a busy two-core machine, and the
+# trajectory does not depend on the machine's core count.
 QUICK = dict(epochs=2, batch_size=8, progress=False, num_threads=1)
 
 
@@ -61,11 +62,18 @@ def test_quick_unet_learns_shapes():
 def test_cpu_threads_is_scoped():
     import numba
     before = numba.get_num_threads()
-    with cpu_threads(1):
-        assert numba.get_num_threads() == 1
-    assert numba.get_num_threads() == before
     with cpu_threads(None):
         assert numba.get_num_threads() == before
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here (NUMBA_NUM_THREADS=1)")
+    other = 2 if before == 1 else 1
+    with cpu_threads(other):
+        assert numba.get_num_threads() == other
+    assert numba.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), cpu_threads(other):
+        assert numba.get_num_threads() == other
+        raise RuntimeError("inside")
+    assert numba.get_num_threads() == before           # restored after an error too
 
 
 def test_divergence_is_reported():
@@ -84,26 +92,16 @@ def test_options_are_checked():
         train_segmentation(model, SegShapes(4, size=16), schedule="step")
 
 
-# The target: FCN-8s reaches a mean IoU of at least 0.85 on a held-out generated set after CPU
-# training of at most 10 minutes on 2 cores (timed, not asserted: speed is for benchmarks).
-TARGET = dict(size=96, train_size=3000, val_size=300, epochs=7, batch_size=16, lr=3e-3, width=8)
-
-
-@pytest.mark.slow
-def test_target_mean_iou_on_generated_shapes():
-    cfg = TARGET
-    start = time.perf_counter()
+def test_ignore_label_in_training_and_evaluation():
     minicnn.manual_seed(0)
-    train = SegShapes(cfg["train_size"], size=cfg["size"], seed=0)
-    val = SegShapes(cfg["val_size"], size=cfg["size"], seed=10_000)     # held out: other seed
-    model = fcn8s(num_classes=4, width=cfg["width"])
-    history = train_segmentation(model, train, val, epochs=cfg["epochs"],
-                                 batch_size=cfg["batch_size"], lr=cfg["lr"], progress=False,
-                                 num_threads=1)
-    seconds = time.perf_counter() - start
-    curve = [round(h["val_miou"], 4) for h in history]
-    print(f"mIoU per epoch {curve}; {seconds:.0f} s")
-    held_out = SegShapes(300, size=cfg["size"], seed=20_000)            # never looked at before
-    result = evaluate_segmentation(model, held_out, num_threads=1)
-    assert result["miou"] >= 0.85, (result, curve)
-    assert np.all(result["iou"] > 0.7), result["iou"]
+    data = SegShapes(16, size=32, seed=0, ignore_border=1)
+    assert (data.masks == 255).any()
+    model = unet(num_classes=4, base=2, depth=1)
+    history = train_segmentation(model, data, data, epochs=1, batch_size=8, log=None,
+                                 progress=False, num_threads=1)
+    assert np.isfinite(history[0]["loss"]) and np.isfinite(history[0]["val_loss"])
+    # ignored pixels do not count: the metrics equal those of the masks with the band removed
+    x, y = data.arrays()
+    pred = predict_masks(model, x, num_threads=1)
+    keep = y != 255
+    assert history[0]["val_pixel_acc"] == pytest.approx((pred[keep] == y[keep]).mean())

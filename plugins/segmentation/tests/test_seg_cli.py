@@ -79,3 +79,17 @@ def test_segment_errors(trained, tmp_path, capsys):
     assert main(["segment", str(bad), "--model", str(trained / "model.mcnn"), "-o",
                  str(tmp_path / "m.png")]) == 1
     assert "bad.png" in capsys.readouterr().err
+
+
+def test_train_on_a_voc_tree(registry, tmp_path):
+    from test_seg_voc import make_voc
+    make_voc(tmp_path / "VOC2012", ids=[f"2008_{k:06d}" for k in range(5)])
+    out = tmp_path / "run"
+    assert main(["segment", "train", "--data", "voc", "--data-dir", str(tmp_path / "VOC2012"),
+                 "--size", "32", "--epochs", "1", "--train-size", "4", "--val-size", "1",
+                 "--width", "2", "--batch-size", "2", "--output", str(out), "--no-progress",
+                 "--threads", "1"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history[0]["val_iou"]) == 21
+    model = minicnn.load(str(out / "model.mcnn")).eval()
+    assert model(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 21, 32, 32)

@@ -58,3 +58,32 @@ def test_entry_point_is_declared():
     assert "minicnn" in project["project"]["dependencies"]
     assert project["project"]["entry-points"]["minicnn"] == {
         "segmentation": "minicnn_segmentation.plugin"}
+
+
+def test_loaded_from_the_entry_point(tmp_path):
+    """As if installed: a distribution whose entry point names the plugin module; a fresh
+    ``python -m minicnn`` lists the models and runs ``minicnn segment --help``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    dist = tmp_path / "minicnn_segmentation-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: minicnn-segmentation\n"
+                                   "Version: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[minicnn]\nsegmentation = "
+                                           "minicnn_segmentation.plugin\n")
+    root = Path(minicnn_segmentation.__file__).parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "MINICNN_DISABLE_PLUGIN_AUTOLOAD"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(root), env.get("PYTHONPATH", "")])
+    listing = subprocess.run([sys.executable, "-m", "minicnn", "plugins"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    lines = {line.split()[0]: line for line in listing.stdout.splitlines()
+             if line.startswith("  ")}
+    assert lines["fcn8s"].split()[-1] == "segmentation"
+    assert lines["unet"].split()[-1] == "segmentation"
+    assert lines["segment"].split()[-1] == "segmentation"
+    helped = subprocess.run([sys.executable, "-m", "minicnn", "segment", "--help"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "--overlay" in helped.stdout
