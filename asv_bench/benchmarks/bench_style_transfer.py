@@ -1,5 +1,6 @@
-"""The style-transfer plugin on the CPU: the Gram matrix and the style loss (forward, and backward
-to the features), and one evaluation of the whole objective (forward and backward to the image)
+"""The style-transfer plugin on the CPU (and, with a real GPU, its CUDA kernels: ``GramCUDA``,
+``ObjectiveCUDA``): the Gram matrix and the style loss (forward, and backward to the
+features), and one evaluation of the whole objective (forward and backward to the image)
 with the random-weight feature network, which needs no weights file.
 
 The plugin is a separate distribution (``plugins/style_transfer``); this file puts it on the path
@@ -94,6 +95,86 @@ class Objective:
 
     def time_evaluation(self, size):
         self.transfer.evaluate(self.image, self.targets)
+
+    def track_evaluations_per_s(self, size):
+        return rate(lambda: self.transfer.evaluate(self.image, self.targets), 1, repeat=3)
+
+    track_evaluations_per_s.unit = "evaluations/s"
+
+
+def _real_gpu():
+    """numba.cuda on a real GPU, or NotImplementedError (asv: skipped; the simulator does not
+    count)."""
+    try:
+        from minicnn.device import get_device
+        get_device("cuda")
+        import minicnn.cuda_device as cuda_device
+    except Exception as exc:
+        raise NotImplementedError(f"no CUDA device: {exc}") from exc
+    if cuda_device.SIMULATOR:
+        raise NotImplementedError("numba's CUDA simulator is not a GPU")
+    return cuda_device.cuda
+
+
+class GramCUDA:
+    """The Gram matrix and the style loss on the GPU (``layers_cuda.py``), inputs already on the
+    device; every timed call ends with a synchronisation."""
+
+    params = ([(1, 64, 256, 256), (1, 512, 32, 32)],)
+    param_names = ["shape"]
+
+    def setup(self, shape):
+        cuda = self.cuda = _real_gpu()
+        n, c, h, w = shape
+        self.x = cuda.to_device(data(shape))
+        self.gram = GramMatrix().to("cuda")
+        self.loss = StyleLoss().to("cuda")
+        self.target = cuda.to_device(GramMatrix()(data(shape, seed=1)))
+        self.gy = cuda.to_device(data((n, c, c), seed=2))
+        self.time_gram_forward_backward(shape)
+        self.time_style_loss_forward_backward(shape)
+
+    def time_gram_forward(self, shape):
+        self.gram(self.x)
+        self.cuda.synchronize()
+
+    def time_gram_forward_backward(self, shape):
+        self.gram(self.x)
+        self.gram.backward(self.gy)
+        self.cuda.synchronize()
+
+    def time_style_loss_forward_backward(self, shape):
+        self.loss(self.x, self.target)
+        self.loss.backward()
+        self.cuda.synchronize()
+
+    def track_gram_forward_gflops(self, shape):
+        n, c, h, w = shape
+        return rate(lambda: self.time_gram_forward(shape), 2 * n * c * c * h * w) / 1e9
+
+    track_gram_forward_gflops.unit = "GFLOP/s"
+
+
+class ObjectiveCUDA:
+    """One evaluation of J and dJ/dimage with the random network moved to the GPU."""
+
+    params = ([256],)
+    param_names = ["size"]
+    timeout = 300
+
+    def setup(self, size):
+        _real_gpu()
+        rng = np.random.default_rng(0)
+        net = random_features(seed=0).to("cuda")
+        self.transfer = StyleTransfer(net, style_weight=1e5, tv_weight=1.0)
+        content = rng.uniform(0, 1, (3, size, size)).astype(np.float32)
+        style = rng.uniform(0, 1, (3, size, size)).astype(np.float32)
+        self.targets = self.transfer.targets(content, style, (size, size))
+        self.image = content[None].copy()
+        self.transfer.evaluate(self.image, self.targets)
+
+    def time_evaluation(self, size):
+        self.transfer.evaluate(self.image, self.targets)   # copies J's terms and dJ back
 
     def track_evaluations_per_s(self, size):
         return rate(lambda: self.transfer.evaluate(self.image, self.targets), 1, repeat=3)

@@ -2,11 +2,9 @@
 the layer :class:`GramMatrix`, the losses :class:`StyleLoss`, :class:`ContentLoss` and
 :class:`TotalVariationLoss` with their CPU kernels, and the ``minicnn style`` command.
 
-GPU kernels live in a ``layers_cuda.py`` twin of ``layers_cpu.py`` (``device = "cuda"``); when
-that module is present it is registered here too, so nothing else has to change.
+GPU kernels live in :mod:`.layers_cuda`, the twin of ``layers_cpu.py`` (``device = "cuda"``),
+registered by :func:`minicnn_device_kernels` when minicnn first uses the ``"cuda"`` device.
 """
-
-import importlib.util
 
 import minicnn
 
@@ -28,11 +26,17 @@ def minicnn_losses():
 @minicnn.hookimpl
 def minicnn_kernels():
     from .layers_cpu import KERNELS
-    kernels = list(KERNELS)
-    if importlib.util.find_spec(f"{__package__}.layers_cuda") is not None:
-        from .layers_cuda import KERNELS as CUDA_KERNELS  # the GPU twin, when written
-        kernels += list(CUDA_KERNELS)
-    return kernels
+    return list(KERNELS)
+
+
+@minicnn.hookimpl
+def minicnn_device_kernels(device):
+    """The CUDA kernels (:mod:`.layers_cuda`), asked for when minicnn first uses the ``"cuda"``
+    device (``network.to("cuda")``): only then is numba.cuda imported."""
+    if device != "cuda":
+        return []
+    from .layers_cuda import KERNELS
+    return list(KERNELS)
 
 
 @minicnn.hookimpl

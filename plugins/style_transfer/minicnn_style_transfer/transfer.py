@@ -132,6 +132,8 @@ class StyleTransfer:
             outputs.append(TotalVariationLoss(tv_power)(image, name="tv"))
             weights.append(self.tv_weight)
         self.objective = minicnn.Model(inputs, outputs)
+        if net.model.device != "cpu":      # the losses join the network on its device
+            self.objective.to(net.model.device)
         self.output_weights = weights
         self._gram = GramMatrix()
 
@@ -145,10 +147,10 @@ class StyleTransfer:
         targets = []
         if self.content_layer:
             feats = self.network.features(content[None].astype(dtype), [self.content_layer])
-            targets.append(np.ascontiguousarray(feats[self.content_layer]))
+            targets.append(np.ascontiguousarray(minicnn.to_numpy(feats[self.content_layer])))
         feats = self.network.features(style[None].astype(dtype), self.style_layers)
         for layer in self.style_layers:
-            a = feats[layer]
+            a = minicnn.to_numpy(feats[layer])     # the network may be on a GPU
             gram = self._gram(a)
             ratio = self._positions(layer, out_hw) / (a.shape[2] * a.shape[3])
             targets.append(np.ascontiguousarray(gram * dtype.type(ratio)))
@@ -164,7 +166,7 @@ class StyleTransfer:
         """``(Evaluation, dJ/dimage)`` for a batch of one image (1, 3, H, W)."""
         outs = self.objective([image, *targets])
         outs = outs if isinstance(outs, list) else [outs]
-        terms = [float(np.asarray(o)) for o in outs]
+        terms = [float(minicnn.to_numpy(o)) for o in outs]
         grads = self.objective.backward(list(self.output_weights), input_grad=True)
         grad = grads[0] if isinstance(grads, list) else grads
         total = float(sum(w * t for w, t in zip(self.output_weights, terms, strict=True)))
@@ -260,6 +262,7 @@ class StyleTransfer:
                 param.grad = cache["grad"]
                 return cache["total"]
             evaluation, grad = self.evaluate(param.data, targets)
+            grad = minicnn.to_numpy(grad)   # the image and the optimiser stay on the host
             if not math.isfinite(evaluation.total) or not np.isfinite(grad).all():
                 raise FloatingPointError("the objective is not finite")
             history.append(evaluation)

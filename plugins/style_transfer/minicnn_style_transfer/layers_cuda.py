@@ -1,0 +1,307 @@
+"""CUDA kernels of the style-transfer layers (numba.cuda), ``device = "cuda"``.
+
+Only the plugin's ``minicnn_device_kernels("cuda")`` hook imports this module, when minicnn first
+uses the ``"cuda"`` device (after minicnn has set numba.cuda up, or its simulator with
+``NUMBA_ENABLE_CUDASIM=1``). The semantics are the CPU kernels' (:mod:`.layers_cpu`).
+
+Layout: the executor hands over C-contiguous device arrays; the kernels take flat views. For sample
+``n`` the features are the ``(C, M)`` matrix ``F`` (``M = H W``). Every kernel is a grid-stride
+loop (any grid covers any shape) and every output element is written by exactly one thread, with
+a fixed summation order: no float atomics, no races, the same bits in every run and for any
+launch shape.
+
+* Gram matrix: one thread per upper-triangle entry ``(n, k, j)``, ``j >= k``, sums
+  ``F[k, m] F[j, m]`` over ``m`` in order (in float64) and writes both ``G[k, j]`` and ``G[j, k]``
+  (exactly symmetric). No shared-memory tiling yet: correctness first.
+* ``S F`` products of the backward passes (Gram: ``S = gy + gy^T``; style: ``S = D + D^T``,
+  ``D = G - T``): one thread per ``gx[n, k, m]`` gathers ``sum_j S[k, j] F[j, m]`` in order.
+* Scalar losses: per-row (style), per-chunk (content, ``CHUNK`` elements) or per-plane (total
+  variation) float64 partial sums, one thread each, into a float64 workspace; then one thread
+  adds the partials in index order and writes the scaled loss. The total variation sums each plane
+  in the CPU kernel's order, so its partials are the CPU's bits in float64.
+* The output gradient of a loss is a device scalar: backward kernels read it on the device (no
+  copy back to the host).
+
+``THREADS_PER_BLOCK`` and ``MAX_BLOCKS`` are module settings (:func:`set_launch`); tests shrink
+them to force several blocks and grid-stride iterations.
+"""
+
+import numpy as np
+from minicnn.kernel import Kernel
+from numba import cuda
+
+CHUNK = 4096            # elements per partial sum of the content loss
+THREADS_PER_BLOCK = 128
+MAX_BLOCKS = 2048
+
+
+def set_launch(threads_per_block=None, max_blocks=None):
+    """Change the launch settings (tests: small blocks); returns the old pair."""
+    global THREADS_PER_BLOCK, MAX_BLOCKS
+    old = (THREADS_PER_BLOCK, MAX_BLOCKS)
+    if threads_per_block is not None:
+        THREADS_PER_BLOCK = int(threads_per_block)
+    if max_blocks is not None:
+        MAX_BLOCKS = int(max_blocks)
+    _launchers.clear()
+    return old
+
+
+# -- kernels --------------------------------------------------------------------------------------
+
+@cuda.jit
+def gram_forward(f, y, N, C, M, scale):
+    """``y[n] = scale F_n F_n^T``: one thread per (n, k, j), j >= k, writing both halves."""
+    tri = C * (C + 1) // 2
+    for i in range(cuda.grid(1), N * tri, cuda.gridsize(1)):
+        n = i // tri
+        r = i % tri
+        k = 0                          # row k of the upper triangle holds C - k entries
+        while r >= C - k:
+            r -= C - k
+            k += 1
+        j = k + r
+        a = (n * C + k) * M
+        b = (n * C + j) * M
+        acc = 0.0
+        for m in range(M):
+            acc += np.float64(f[a + m]) * np.float64(f[b + m])
+        v = scale * acc
+        y[(n * C + k) * C + j] = v
+        y[(n * C + j) * C + k] = v
+
+
+@cuda.jit
+def sym_times_features(s, f, gx, N, C, M, scale, gy):
+    """``gx[n, k, m] = scale gy[0] sum_j (S[k, j] + S[j, k]) F[j, m]``, one thread per element."""
+    coef = scale * np.float64(gy[0])
+    for i in range(cuda.grid(1), N * C * M, cuda.gridsize(1)):
+        m = i % M
+        r = i // M
+        k = r % C
+        n = r // C
+        base = n * C * C
+        acc = 0.0
+        for j in range(C):
+            acc += (np.float64(s[base + k * C + j]) + np.float64(s[base + j * C + k])) \
+                * np.float64(f[(n * C + j) * M + m])
+        gx[i] = coef * acc
+
+
+@cuda.jit
+def gram_difference_rows(g, t, diff, partial, rows, C):
+    """``diff = g - t``; ``partial[row] = sum_j diff[row, j]^2`` (float64, in order)."""
+    for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
+        acc = 0.0
+        for j in range(r * C, (r + 1) * C):
+            d = g[j] - t[j]
+            diff[j] = d
+            acc += np.float64(d) * np.float64(d)
+        partial[r] = acc
+
+
+@cuda.jit
+def ordered_sum(partial, y, scale):
+    """One thread: ``y[0] = scale * sum partial`` in index order."""
+    for i in range(cuda.grid(1), 1, cuda.gridsize(1)):
+        total = 0.0
+        for k in range(partial.size):
+            total += partial[k]
+        y[i] = scale * total
+
+
+@cuda.jit
+def squared_distance_chunks(x, t, partial, chunk):
+    for k in range(cuda.grid(1), partial.size, cuda.gridsize(1)):
+        hi = (k + 1) * chunk
+        if hi > x.size:
+            hi = x.size
+        acc = 0.0
+        for i in range(k * chunk, hi):
+            d = np.float64(x[i]) - np.float64(t[i])
+            acc += d * d
+        partial[k] = acc
+
+
+@cuda.jit
+def scaled_difference(x, t, gx, scale, gy):
+    coef = scale * np.float64(gy[0])
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        gx[i] = coef * (x[i] - t[i])
+
+
+@cuda.jit(device=True)
+def _term(d, power):
+    if power == 2:
+        return d * d
+    return abs(d)
+
+
+@cuda.jit(device=True)
+def _slope(d, power):
+    """The derivative of ``_term`` (0 at 0 for power 1, as np.sign)."""
+    if power == 2:
+        return 2.0 * d
+    if d > 0:
+        return 1.0
+    if d < 0:
+        return -1.0
+    return 0.0
+
+
+@cuda.jit
+def tv_planes(x, partial, H, W, power):
+    """``partial[p]``: the total variation of plane p, in the CPU kernel's order."""
+    for p in range(cuda.grid(1), partial.size, cuda.gridsize(1)):
+        base = p * H * W
+        acc = 0.0
+        for i in range(H):
+            for j in range(W):
+                v = np.float64(x[base + i * W + j])
+                if i + 1 < H:
+                    acc += _term(np.float64(x[base + (i + 1) * W + j]) - v, power)
+                if j + 1 < W:
+                    acc += _term(np.float64(x[base + i * W + j + 1]) - v, power)
+        partial[p] = acc
+
+
+@cuda.jit
+def tv_backward(x, gx, H, W, power, scale, gy):
+    """Each pixel gathers the terms of its (up to) four differences: written once."""
+    coef = scale * np.float64(gy[0])
+    for o in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        j = o % W
+        i = (o // W) % H
+        v = np.float64(x[o])
+        g = 0.0
+        if i + 1 < H:
+            g -= _slope(np.float64(x[o + W]) - v, power)
+        if i > 0:
+            g += _slope(v - np.float64(x[o - W]), power)
+        if j + 1 < W:
+            g -= _slope(np.float64(x[o + 1]) - v, power)
+        if j > 0:
+            g += _slope(v - np.float64(x[o - 1]), power)
+        gx[o] = coef * g
+
+
+# -- launches and host side -----------------------------------------------------------------------
+
+_launchers = {}
+_ones = {}
+
+
+def _launch(kernel, n, *args):
+    """Run a grid-stride ``kernel`` over ``n`` work items."""
+    if n <= 0:
+        return
+    blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
+    key = (kernel, blocks, THREADS_PER_BLOCK)
+    run = _launchers.get(key)
+    if run is None:
+        if len(_launchers) > 1024:
+            _launchers.clear()
+        run = _launchers[key] = kernel[blocks, THREADS_PER_BLOCK]
+    run(*args)
+
+
+def _flat(a):
+    return a.reshape(a.size)
+
+
+def _one(dtype):
+    """A device array ``[1]`` of ``dtype`` (the output gradient of a layer that has none)."""
+    key = np.dtype(dtype).str
+    if key not in _ones:
+        _ones[key] = cuda.to_device(np.ones(1, dtype))
+    return _ones[key]
+
+
+def _sizes(x):
+    n, c, h, w = (int(v) for v in x.shape)
+    return n, c, h * w
+
+
+class GramMatrixCUDA(Kernel):
+    layer, device = "GramMatrix", "cuda"
+
+    def forward(self, layer, xs, ys, ws):
+        n, c, m = _sizes(xs[0])
+        _launch(gram_forward, n * c * (c + 1) // 2, _flat(xs[0]), _flat(ys[0]), n, c, m,
+                float(layer.scale(xs[0].shape)))
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        if gxs[0] is None:
+            return
+        n, c, m = _sizes(xs[0])
+        _launch(sym_times_features, n * c * m, _flat(gys[0]), _flat(xs[0]), _flat(gxs[0]),
+                n, c, m, float(layer.scale(xs[0].shape)), _one(xs[0].dtype))
+
+
+class StyleLossCUDA(Kernel):
+    layer, device = "StyleLoss", "cuda"
+
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        n, c = in_shapes[0][:2]
+        return {"gram": ((n, c, c), dtype), "diff": ((n, c, c), dtype),
+                "partial": ((n * c,), np.float64)}
+
+    def forward(self, layer, xs, ys, ws):
+        n, c, m = _sizes(xs[0])
+        gram, diff, partial = (_flat(ws[k]) for k in ("gram", "diff", "partial"))
+        _launch(gram_forward, n * c * (c + 1) // 2, _flat(xs[0]), gram, n, c, m, 1.0)
+        _launch(gram_difference_rows, n * c, gram, _flat(xs[1]), diff, partial, n * c, c)
+        _launch(ordered_sum, 1, partial, ys[0].reshape(1), float(layer.scale(xs[0].shape)))
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        if gxs[0] is None:
+            return
+        n, c, m = _sizes(xs[0])
+        _launch(sym_times_features, n * c * m, _flat(ws["diff"]), _flat(xs[0]), _flat(gxs[0]),
+                n, c, m, 2.0 * float(layer.scale(xs[0].shape)), gys[0].reshape(1))
+
+
+class ContentLossCUDA(Kernel):
+    layer, device = "ContentLoss", "cuda"
+
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        size = int(np.prod(in_shapes[0]))
+        return {"partial": ((max(1, -(-size // CHUNK)),), np.float64)}
+
+    def forward(self, layer, xs, ys, ws):
+        partial = ws["partial"]
+        _launch(squared_distance_chunks, partial.size, _flat(xs[0]), _flat(xs[1]), partial,
+                CHUNK)
+        _launch(ordered_sum, 1, partial, ys[0].reshape(1), float(layer.scale(xs[0].shape)))
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        if gxs[0] is None:
+            return
+        _launch(scaled_difference, xs[0].size, _flat(xs[0]), _flat(xs[1]), _flat(gxs[0]),
+                2.0 * float(layer.scale(xs[0].shape)), gys[0].reshape(1))
+
+
+class TotalVariationLossCUDA(Kernel):
+    layer, device = "TotalVariationLoss", "cuda"
+
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        n, c = in_shapes[0][:2]
+        return {"partial": ((n * c,), np.float64)}
+
+    def forward(self, layer, xs, ys, ws):
+        h, w = (int(v) for v in xs[0].shape[2:])
+        partial = ws["partial"]
+        _launch(tv_planes, partial.size, _flat(xs[0]), partial, h, w, int(layer.power))
+        _launch(ordered_sum, 1, partial, ys[0].reshape(1), float(layer.scale(xs[0].shape)))
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        if gxs[0] is None:
+            return
+        h, w = (int(v) for v in xs[0].shape[2:])
+        _launch(tv_backward, xs[0].size, _flat(xs[0]), _flat(gxs[0]), h, w, int(layer.power),
+                float(layer.scale(xs[0].shape)), gys[0].reshape(1))
+
+
+KERNELS = [GramMatrixCUDA, StyleLossCUDA, ContentLossCUDA, TotalVariationLossCUDA]
+
+__all__ = ["CHUNK", "KERNELS", "set_launch"]
