@@ -497,9 +497,9 @@ def test_template_installed_through_its_entry_point(tmp_path):
         import setuptools
     except ImportError:
         setuptools = None
-    if setuptools is None or tuple(map(int, setuptools.__version__.split(".")[:2])) < (70, 1):
-        pytest.skip("building the template offline (--no-build-isolation) needs setuptools>=70.1 "
-                    "in this environment: pip install 'setuptools>=70.1'")
+    if setuptools is None or tuple(map(int, setuptools.__version__.split(".")[:2])) < (77, 0):
+        pytest.skip("building the template offline (--no-build-isolation) needs setuptools>=77 "
+                    "in this environment: pip install 'setuptools>=77'")
     source = tmp_path / "src"
     shutil.copytree(TEMPLATE, source, ignore=shutil.ignore_patterns(
         "__pycache__", "build", "*.egg-info", "tests"))
