@@ -30,7 +30,7 @@ CPU kernels: :mod:`.roi_cpu` (numba). A GPU twin, ``roi_cuda.py`` with kernels r
 import math
 
 import numpy as np
-from minicnn import ConfigError, InputError, Layer, ShapeError
+from minicnn import ConfigError, InputError, Layer, ShapeError, testing
 
 FUNCTIONAL = ["roi_pool", "roi_align"]
 
@@ -73,6 +73,31 @@ class _RoILayer(Layer):
 
     def extra_repr(self):
         return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"
+
+    @classmethod
+    def conformance_cases(cls):
+        """For ``minicnn check-plugin detection``: two configurations on a (2, 3, 6, 7) map with
+        four boxes inside the image (spatial scale 0.5), and inputs that must be refused."""
+        return [
+            {"args": (2,), "kwargs": {"spatial_scale": 0.5}, "inputs": _conformance_inputs},
+            {"args": ((3, 2),), "kwargs": {"spatial_scale": 0.5}, "inputs": _conformance_inputs},
+            {"args": (0,), "raises": "ConfigError", "match": "output_size"},
+            {"args": (2,), "kwargs": {"spatial_scale": -1.0}, "raises": "ConfigError",
+             "match": "spatial_scale"},
+            {"args": (2,), "shapes": [(2, 3, 6, 7), (4, 4)], "raises": "ShapeError",
+             "match": "rois must be"},
+            {"args": (2,), "shapes": [(2, 3, 6), (4, 5)], "raises": "ShapeError"},
+        ]
+
+
+def _conformance_inputs(seed):
+    """Tie-free features and four boxes (image coordinates, twice the map's) for both images."""
+    rng = np.random.default_rng(seed)
+    features = testing.tie_free((2, 3, 6, 7), seed=seed)
+    x1, y1 = rng.uniform(0, 8, 4), rng.uniform(0, 6, 4)
+    rois = np.stack([np.array([0.0, 1.0, 1.0, 0.0]), x1, y1,
+                     x1 + rng.uniform(2, 6, 4), y1 + rng.uniform(2, 6, 4)], axis=1)
+    return [features, rois.astype(features.dtype)]
 
 
 class RoIPool(_RoILayer):

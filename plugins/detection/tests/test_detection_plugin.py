@@ -109,3 +109,18 @@ def test_detect_train_then_detect(registry, tmp_path, capsys):
     assert "object(s)" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--model"):
         main(["detect", str(tmp_path / "a.png")])
+
+
+def test_the_roi_layers_pass_the_conformance_suite(registry):
+    """What ``minicnn check-plugin detection`` runs: shapes, float64 gradcheck, layout, repeat,
+    state round trips and the declared bad inputs for RoIPool and RoIAlign (their forward against
+    slow references is in test_detection_roi.py; cuda parity runs when a device is there)."""
+    from minicnn import conformance
+    report = conformance.check_plugin("detection", registry)
+    assert sorted(r.type_name for r in report.layers) == ["RoIAlign", "RoIPool"]
+    for layer in report.layers:
+        assert layer.cases_from == "6 (class)"
+        assert layer.failed == [], report.format()
+        assert set(layer.not_checked) <= {"forward", "cuda"}, report.format()
+        for check in ("shapes", "gradcheck", "layout", "repeat", "state", "errors"):
+            assert layer.status(check) == conformance.PASS, (check, report.format())
