@@ -23,3 +23,16 @@ def rate(fn, work, repeat=5, number=1):
 
 def data(shape, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def cuda_device_or_skip():
+    """The cuda device, or NotImplementedError (asv skips the benchmark): no GPU here, or numba's
+    CUDA simulator, which is not timed."""
+    import os
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise NotImplementedError("the CUDA simulator is not timed")
+    from minicnn.device import get_device
+    try:
+        return get_device("cuda")
+    except RuntimeError as exc:
+        raise NotImplementedError(f"no CUDA GPU: {exc}") from None

@@ -8,23 +8,11 @@ import numpy as np
 
 from minicnn import nn, optim, zoo
 
-from ._util import data, rate
+from ._util import cuda_device_or_skip, data, rate
 
 # (N, C, H, W, O, kernel, stride, padding): ResNet-20 (CIFAR) and ResNet-18 (ImageNet) layers
 CONV_SHAPES = [(128, 32, 16, 16, 32, 3, 1, 1), (32, 64, 56, 56, 64, 3, 1, 1),
                (32, 64, 56, 56, 128, 3, 2, 1), (32, 256, 14, 14, 256, 3, 1, 1)]
-
-
-def _cuda():
-    """The cuda device, or NotImplementedError (asv skips the benchmark)."""
-    import os
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        raise NotImplementedError("the CUDA simulator is not timed")
-    from minicnn.device import get_device
-    try:
-        return get_device("cuda")
-    except RuntimeError as exc:
-        raise NotImplementedError(f"no CUDA GPU: {exc}") from None
 
 
 class LeNet5Step:
@@ -32,7 +20,7 @@ class LeNet5Step:
     param_names = ["batch"]
 
     def setup(self, batch):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         self.model = zoo.lenet5().to("cuda")
         self.loss = nn.CrossEntropyLoss()
         self.opt = optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
@@ -57,7 +45,7 @@ class Conv3x3:
     param_names = ["shape"]
 
     def setup(self, shape):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         n, c, h, w = shape
         self.layer = nn.Conv2d(c, c, 3, padding=1).to("cuda")
         self.x = self.dev.asarray(data(shape))
@@ -85,7 +73,7 @@ class ReLUDevice:
     param_names = ["shape"]
 
     def setup(self, shape):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         self.layer = nn.ReLU().to("cuda")
         self.x = self.dev.asarray(data(shape))
         self.time_forward(shape)
@@ -115,7 +103,7 @@ class ConvDirections:
     timeout = 300
 
     def setup(self, shape, path):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         from minicnn.layers import conv_cuda
         from minicnn.layers import conv_tiled_cuda as tiled
         self.tiled, self.saved = tiled, tiled.MIN_CHANNELS
@@ -180,7 +168,7 @@ class ConvCuDNN:
     param_names = ["n_c_h_w_o_k_s_p"]
 
     def setup(self, shape):
-        _cuda()
+        cuda_device_or_skip()
         try:
             import torch
         except ImportError:
@@ -234,7 +222,7 @@ class ConvTranspose2dDevice:
     param_names = ["n_cin_h_w_cout"]
 
     def setup(self, shape):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         n, cin, h, w, cout = shape
         self.layer = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1).to("cuda")
         self.x = self.dev.asarray(data((n, cin, h, w)))
@@ -262,7 +250,7 @@ class ZeroPadDevice:
     param_names = ["shape"]
 
     def setup(self, shape):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         self.layer = nn.ZeroPad2d(1).to("cuda")
         self.x = self.dev.asarray(data(shape))
         self.time_forward(shape)

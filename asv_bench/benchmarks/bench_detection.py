@@ -31,7 +31,7 @@ if str(_PLUGIN) not in sys.path:
 from minicnn_detection import DetShapes, RoIAlign, RoIPool, faster_rcnn, nms  # noqa: E402
 from minicnn_detection.plugin import ensure_registered  # noqa: E402
 
-from ._util import data, rate  # noqa: E402
+from ._util import cuda_device_or_skip, data, rate  # noqa: E402
 
 
 def _rois(n_images, per_image, height, width, seed=0):
@@ -77,25 +77,13 @@ class RoIOps:
     track_forward_backward_rois_per_s.unit = "ROIs/s"
 
 
-def _cuda():
-    """The cuda device, or NotImplementedError (asv skips the benchmark)."""
-    import os
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        raise NotImplementedError("the CUDA simulator is not timed")
-    from minicnn.device import get_device
-    try:
-        return get_device("cuda")
-    except RuntimeError as exc:
-        raise NotImplementedError(f"no CUDA GPU: {exc}") from None
-
-
 class RoIOpsCUDA:
     params = (["roi_pool", "roi_align"],)
     param_names = ["op"]
     timeout = 120
 
     def setup(self, op):
-        self.dev = _cuda()
+        self.dev = cuda_device_or_skip()
         ensure_registered()
         layer = RoIPool(7, 1 / 16) if op == "roi_pool" else RoIAlign(7, 1 / 16, 2, True)
         self.layer = layer.to("cuda")
