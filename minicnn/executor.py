@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import structure
+from . import fusion, structure
 from .device import device_of, get_device, to_numpy
 from .errors import InputError, KernelMissingError, NonFiniteError, ShapeError
 from .layer import Layer
@@ -25,11 +25,13 @@ log = logging.getLogger("minicnn.device")
 class Step:
     """One layer node in a plan."""
 
-    __slots__ = ("name", "layer", "kernel", "ins", "outs", "ws")
+    __slots__ = ("name", "layer", "kernel", "ins", "outs", "ws", "fused", "fused_into")
 
     def __init__(self, name, layer, kernel, ins, outs):
         self.name, self.layer, self.kernel, self.ins, self.outs = name, layer, kernel, ins, outs
         self.ws = {}
+        self.fused = None        # the activation step this step's kernel applies (fusion.py)
+        self.fused_into = None   # the step whose kernel runs this one's forward
 
 
 class GraphBuilder:
@@ -81,6 +83,7 @@ class Plan:
         self.in_values, self.out_values = in_values, out_values
         self.dtype, self.dev = dtype, dev
         self.by_name = {step.name: step for step in self.steps}
+        self.fused = fusion.fuse_activations(self.steps, out_values)   # [(producer, activation)]
         self.consumed = {v for step in self.steps for v in step.ins}
         self.in_set = set(in_values)
         fresh = set(in_values) | set(out_values)
@@ -109,19 +112,35 @@ class Plan:
             if values[v] is None:
                 values[v] = self.dev.empty(self.shapes[v], self.dtype)
         for step in self.steps:
+            if step.fused_into is not None:
+                continue                 # its producer's kernel wrote its output
             ys = [values[v] for v in step.outs]
+            xs = [values[v] for v in step.ins]
+            act = step.fused
+            fused = None if act is None else getattr(step.kernel, "forward_fused", None)
             try:
-                step.kernel.forward(step.layer, [values[v] for v in step.ins], ys, step.ws)
+                if fused is not None:
+                    fused(step.layer, xs, ys, step.ws, act.kernel.epilogue(act.layer),
+                          values[act.outs[0]])
+                else:
+                    step.kernel.forward(step.layer, xs, ys, step.ws)
+                    if act is not None:   # a kernel swapped in after planning (a wrapper)
+                        act.kernel.forward(act.layer, ys, [values[act.outs[0]]], act.ws)
             except (InputError, ShapeError) as err:
                 raise _at_node(err, step) from None
             if check_finite:
-                for y in ys:
-                    if not self.dev.all_finite(y):
-                        raise NonFiniteError(
-                            f"node '{step.name}' ({step.layer.type_name}) produced NaN or Inf",
-                            node=step.name)
+                self._check_finite(step, ys)
+                if act is not None:
+                    self._check_finite(act, [values[act.outs[0]]])
         self.values = values
         return [values[v] for v in self.out_values]
+
+    def _check_finite(self, step, ys):
+        for y in ys:
+            if not self.dev.all_finite(y):
+                raise NonFiniteError(
+                    f"node '{step.name}' ({step.layer.type_name}) produced NaN or Inf",
+                    node=step.name)
 
     def requires_grad(self, input_grad):
         """Which values need a gradient: downstream of a wanted input or of a trainable parameter.

@@ -8,6 +8,12 @@ where a value feeds several nodes.
 
 Scratch and saved state (a dropout mask, pooling arg-max indices, batch statistics) are declared by
 ``workspace`` and allocated by the executor on the kernel's device, once per input shape.
+
+Fusion (optional, see ``minicnn/fusion.py``). A kernel that can apply an element-wise activation as
+it stores its output defines ``forward_fused(layer, xs, ys, ws, act, out)``: it writes ``ys`` as
+``forward`` does and also ``out``, the activation of ``ys[0]``, where ``act`` is what the activation
+kernel's ``epilogue(layer)`` returned (an activation kernel that can be fused defines that method).
+The executor then skips the activation's own forward; its backward runs as usual.
 """
 
 

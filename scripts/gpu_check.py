@@ -248,7 +248,7 @@ def main():
 
     import minicnn
     from minicnn import cuda_device as cd
-    from minicnn import nn, optim, testing, to_numpy, zoo
+    from minicnn import fusion, nn, optim, testing, to_numpy, zoo
     from minicnn.device import get_device
     dev = get_device("cuda")
     if args.sim:
@@ -353,10 +353,19 @@ def main():
                                                                    strict=True))
         if worst > 1e-3:
             raise AssertionError(f"losses differ from the CPU by {worst:.2e} (relative)")
+        previous = fusion.set_enabled(False)     # what activation fusion saves
+        try:
+            plain_values, plain_times = lenet("cuda")
+        finally:
+            fusion.set_enabled(previous)
+        if plain_values != gpu_values:
+            raise AssertionError("fused and unfused GPU losses differ: fusion must not change "
+                                 "a bit")
         timings["lenet5 step, minicnn cpu"] = np.median(cpu_times[1:] or cpu_times)
         timings["lenet5 step, minicnn cuda"] = np.median(gpu_times[1:] or gpu_times)
+        timings["lenet5 step, minicnn cuda unfused"] = np.median(plain_times[1:] or plain_times)
         return (f"{steps} steps, batch {batch}: loss {gpu_values[0]:.4f} -> {gpu_values[-1]:.4f}, "
-                f"max relative difference to CPU {worst:.1e}")
+                f"max relative difference to CPU {worst:.1e}; unfused run identical")
     check("lenet5 training vs cpu", training)
 
     def torch_timing():

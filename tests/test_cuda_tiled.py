@@ -3,7 +3,7 @@ kernels, with the tiles shrunk (4 x 8 x 4, 2 x 2 register blocks, 8 threads) and
 lowered so that tiny shapes on numba's CUDA simulator run several blocks, grid-stride over tiles,
 partial tiles at every edge (rows, columns, reduction), split weight-gradient reductions (empty
 chunks included) and the block-reduced bias sums. Also: the kernel choice at the real settings,
-determinism and the fused bias+ReLU epilogue. ``tests/test_cuda_ptx.py`` compiles these kernels
+determinism and the fused activation epilogue. ``tests/test_cuda_ptx.py`` compiles these kernels
 to PTX at the real tile sizes (``record_tiled_launches``)."""
 
 import contextlib
@@ -158,18 +158,24 @@ def test_tiled_results_do_not_depend_on_the_launch_shape():
             assert np.array_equal(a, b)
 
 
-def test_fused_bias_relu_epilogue():
+@pytest.mark.parametrize("op", ["ReLU", "Sigmoid"])
+def test_fused_activation_epilogue(op):
     from minicnn.device import get_device
+    from minicnn.layers.activation_cuda import ReLUCUDA, SigmoidCUDA
     dev = get_device("cuda")
     layer = nn.Conv2d(3, 5, 3, padding=1)
+    act_layer = getattr(nn, op)()
     x = _x((2, 3, 3, 5))
-    want = np.maximum(layer(x), 0)
+    conv = layer(x)
+    want = act_layer(conv)
     values = conv_cuda.geometry_values(layer, x.shape)
-    y = dev.empty(want.shape, np.float32)
+    y, r = dev.empty(want.shape, np.float32), dev.empty(want.shape, np.float32)
     flat = cuda_device.flat
+    epilogue = {"ReLU": ReLUCUDA, "Sigmoid": SigmoidCUDA}[op]().epilogue(act_layer)
     tiled.forward(flat(dev.asarray(x)), flat(dev.asarray(layer.weight.data)),
-                  flat(dev.asarray(layer.bias.data)), flat(y), values, True, relu=True)
-    np.testing.assert_allclose(to_numpy(y), want, rtol=1e-5, atol=1e-6)
+                  flat(dev.asarray(layer.bias.data)), flat(y), values, True, epilogue, flat(r))
+    np.testing.assert_allclose(to_numpy(y), conv, rtol=1e-5, atol=1e-6)   # both are written
+    np.testing.assert_allclose(to_numpy(r), want, rtol=1e-5, atol=1e-6)
 
 
 def test_the_choice_at_the_real_settings(monkeypatch):

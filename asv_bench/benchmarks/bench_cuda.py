@@ -6,7 +6,7 @@ to time (``scripts/gpu_check.py`` prints the same convolution table in one run).
 
 import numpy as np
 
-from minicnn import nn, optim, zoo
+from minicnn import fusion, nn, optim, zoo
 
 from ._util import cuda_device_or_skip, data, rate
 
@@ -16,26 +16,32 @@ CONV_SHAPES = [(128, 32, 16, 16, 32, 3, 1, 1), (32, 64, 56, 56, 64, 3, 1, 1),
 
 
 class LeNet5Step:
-    params = ([64, 256],)
-    param_names = ["batch"]
+    """A LeNet-5 training step, with the activations fused into their producers' kernels (the
+    default) and without (``minicnn.fusion``): the difference is what fusion saves."""
+    params = ([64, 256], ["fused", "unfused"])
+    param_names = ["batch", "fusion"]
 
-    def setup(self, batch):
+    def setup(self, batch, fused):
         self.dev = cuda_device_or_skip()
+        self.previous = fusion.set_enabled(fused == "fused")
         self.model = zoo.lenet5().to("cuda")
         self.loss = nn.CrossEntropyLoss()
         self.opt = optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
         self.x = self.dev.asarray(data((batch, 1, 28, 28)))
         self.y = self.dev.asarray(np.arange(batch) % 10)
-        self.time_train_step(batch)    # compile and allocate outside the timing
+        self.time_train_step(batch, fused)    # compile and allocate outside the timing
 
-    def time_train_step(self, batch):
+    def teardown(self, batch, fused):
+        fusion.set_enabled(self.previous)
+
+    def time_train_step(self, batch, fused):
         self.loss(self.model(self.x), self.y)
         self.model.backward(self.loss.backward(), input_grad=False)
         self.opt.step()
         self.dev.synchronize()
 
-    def track_images_per_s(self, batch):
-        return rate(lambda: self.time_train_step(batch), batch)
+    def track_images_per_s(self, batch, fused):
+        return rate(lambda: self.time_train_step(batch, fused), batch)
 
     track_images_per_s.unit = "images/s"
 

@@ -4,6 +4,11 @@ One grid-stride kernel per direction over the flat arrays, the activation chosen
 of ``activation_cpu`` (memory-bound: the branch is free, and two compiled kernels per dtype serve
 every activation). Each element is written by one thread: results do not depend on the launch
 shape. The arithmetic is the CPU kernel's, line for line.
+
+The executor fuses an activation into the kernel that produces its input (convolution, Linear,
+batch norm: their ``forward_fused``) when nothing else reads that input: those kernels call
+:func:`activate` on each value they write, which saves this kernel's launch and its pass over
+memory (see ``minicnn/fusion.py``).
 """
 
 import math
@@ -13,27 +18,35 @@ from ..kernel import Kernel
 from ..registry import hookimpl
 from .activation_cpu import ELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
+#: the op code that means "no activation" to the kernels that take an epilogue
+NO_EPILOGUE = -1
+
+
+@cuda.jit(device=True, inline=True)
+def activate(v, op, alpha):
+    """The activation ``op`` of one value: the element-wise kernel and the fused epilogues of
+    convolution, Linear and batch norm (``epilogue`` below) share it, so fused and separate runs
+    give the same bits."""
+    if op == RELU:
+        return 0.0 if v <= 0 else v    # NaN stays NaN, as in PyTorch
+    if op == LEAKY_RELU:
+        return v if v > 0 else alpha * v
+    if op == SIGMOID:
+        if v >= 0:   # two forms so exp never overflows
+            return 1.0 / (1.0 + math.exp(-v))
+        e = math.exp(v)
+        return e / (1.0 + e)
+    if op == TANH:
+        return math.tanh(v)
+    if op == ELU:
+        return v if v > 0 else alpha * (math.exp(v) - 1.0)
+    return v
+
 
 @cuda.jit
 def activation_forward(x, y, op, alpha):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        v = x[i]
-        if op == RELU:
-            y[i] = 0.0 if v <= 0 else v    # NaN stays NaN, as in PyTorch
-        elif op == LEAKY_RELU:
-            y[i] = v if v > 0 else alpha * v
-        elif op == SIGMOID:
-            if v >= 0:   # two forms so exp never overflows
-                y[i] = 1.0 / (1.0 + math.exp(-v))
-            else:
-                e = math.exp(v)
-                y[i] = e / (1.0 + e)
-        elif op == TANH:
-            y[i] = math.tanh(v)
-        elif op == ELU:
-            y[i] = v if v > 0 else alpha * (math.exp(v) - 1.0)
-        else:
-            y[i] = v
+        y[i] = activate(x[i], op, alpha)
 
 
 @cuda.jit
@@ -60,6 +73,11 @@ class ActivationCUDA(Kernel):
 
     def alpha(self, layer):
         return 0.0
+
+    def epilogue(self, layer):
+        """What a producer's kernel needs to apply this activation as it writes its output
+        (``Kernel.forward_fused``): the op code and its parameter."""
+        return self.op, float(self.alpha(layer))
 
     def forward(self, layer, xs, ys, ws):
         launch(activation_forward, xs[0].size, flat(xs[0]), flat(ys[0]), self.op,

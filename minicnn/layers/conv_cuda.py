@@ -15,6 +15,9 @@ Directions (each element written by exactly one thread, sums in a fixed order: b
 * weight grad  thread per weight element: the sum over the batch and the output positions;
 * bias grad    thread per output channel.
 
+The forward kernels can also apply an activation as they store (``forward_fused``, used by the
+executor's fusion: ``minicnn/fusion.py``).
+
 Sums run in the array dtype. These direct kernels serve every case (any groups, 3-D); where it
 pays (groups == 1, no depth axis, enough channels and pixels: ``conv_tiled_cuda.use_forward`` and
 friends) the tiled implicit-GEMM kernels of ``conv_tiled_cuda`` run instead, and large bias
@@ -28,6 +31,7 @@ from ..cuda_device import const_array, cuda, flat, launch, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
 from . import conv_tiled_cuda as tiled
+from .activation_cuda import NO_EPILOGUE, activate
 
 # indices into hp
 _HP = ("N", "C", "D", "H", "W", "O", "OD", "OH", "OW", "KD", "KH", "KW", "SD", "SH", "SW", "PD",
@@ -35,7 +39,7 @@ _HP = ("N", "C", "D", "H", "W", "O", "OD", "OH", "OW", "KD", "KH", "KW", "SD", "
 
 
 @cuda.jit
-def conv_forward(x, w, b, y, hp, has_bias, zero):
+def conv_forward(x, w, b, y, hp, has_bias, zero, op, alpha, act_out):
     C, D, H, W = hp[1], hp[2], hp[3], hp[4]
     O, OD, OH, OW = hp[5], hp[6], hp[7], hp[8]
     KD, KH, KW = hp[9], hp[10], hp[11]
@@ -76,6 +80,8 @@ def conv_forward(x, w, b, y, hp, has_bias, zero):
         if has_bias:
             acc += b[o]
         y[idx] = acc
+        if op != NO_EPILOGUE:     # a fused activation (Kernel.forward_fused) writes act_out too
+            act_out[idx] = activate(acc, op, alpha)
 
 
 @cuda.jit
@@ -204,13 +210,15 @@ def geometry(layer, in_shape):
 # -- the three directions of a convolution given its geometry numbers (shared with
 #    conv_transpose_cuda, which runs them with the roles of x and y exchanged) -------------------
 
-def run_forward(x, w, b, y, values):
-    """y = conv(x, w) (+ b when not None); flat device arrays."""
+def run_forward(x, w, b, y, values, act=None, r=None):
+    """y = conv(x, w) (+ b when not None); flat device arrays. With ``act`` (an activation
+    kernel's ``epilogue``) also r = act(y) in the same pass."""
     if tiled.use_forward(values):
-        tiled.forward(x, w, b if b is not None else w, y, values, b is not None)
+        tiled.forward(x, w, b if b is not None else w, y, values, b is not None, act, r)
     else:
+        op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
         launch(conv_forward, y.size, x, w, b if b is not None else w, y, const_array(values),
-               b is not None, zero_of(y.dtype))
+               b is not None, zero_of(y.dtype), op, alpha, r if r is not None else y)
 
 
 def run_backward_data(gy, w, gx, values, b=None):
@@ -258,9 +266,13 @@ class _ConvCUDA(Kernel):
         return weight_workspace(geometry_values(layer, in_shapes[0]), layer.weight.size, dtype)
 
     def forward(self, layer, xs, ys, ws):
+        self.forward_fused(layer, xs, ys, ws, None, None)
+
+    def forward_fused(self, layer, xs, ys, ws, act, out):
         values = geometry_values(layer, xs[0].shape)
         b = flat(layer.bias.data) if layer.bias is not None else None
-        run_forward(flat(xs[0]), flat(layer.weight.data), b, flat(ys[0]), values)
+        run_forward(flat(xs[0]), flat(layer.weight.data), b, flat(ys[0]), values, act,
+                    None if out is None else flat(out))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         values = geometry_values(layer, xs[0].shape)

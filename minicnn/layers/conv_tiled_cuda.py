@@ -32,6 +32,9 @@ Determinism. Each output element is one thread's register sum over k in increasi
 chunks in order, then summed in split order): bit-identical from run to run, independent of the
 launch shape; ``splits`` depends only on the shape and the module constants.
 
+Epilogue. The forward kernel adds the bias as it stores, and can apply a fused activation
+(``minicnn/fusion.py``): it then writes both the convolution's output and the activation's.
+
 Tests shrink ``TILE`` (and the thresholds) so the simulator runs several blocks and partial tiles
 at every edge on tiny shapes; kernels are built per (direction, dtype, tile) and cached.
 """
@@ -44,6 +47,7 @@ from numba import from_dtype
 
 from .. import cuda_device as cd
 from ..cuda_device import cuda
+from .activation_cuda import NO_EPILOGUE, activate
 
 TILE = (64, 128, 8, 8, 8)   # BM (rows: channels), BN (columns: pixels), BK (reduction), TM, TN
 MIN_CHANNELS = 8            # GEMM rows below this: the direct kernel
@@ -135,7 +139,7 @@ def _build(kind, dtype, tile):
                 for j in range(tn):
                     acc[i * tn + j] += ra[i] * rb[j]
 
-    def conv_tiled_forward(x, w, b, y, hp, kt, has_bias, relu):
+    def conv_tiled_forward(x, w, b, y, hp, kt, has_bias, op, alpha, act_out):
         # A = w (O x K) row-major; B[k, p] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]
         N, C, H, W, O = hp[0], hp[1], hp[3], hp[4], hp[5]
         OH, OW, SH, SW, PH, PW = hp[7], hp[8], hp[13], hp[14], hp[16], hp[17]
@@ -203,9 +207,17 @@ def _build(kind, dtype, tile):
                     for j in range(tn):
                         if pix[j] >= 0:
                             v = acc[i * tn + j] + bias
-                            if relu and v <= 0:
-                                v = zero         # NaN stays NaN, as the ReLU kernel
                             y[np.uint64(pix[j] + o * OHW)] = v
+            if op != NO_EPILOGUE:
+                # a fused activation reads back what this thread just stored (cache-hot): in
+                # the loop above its code would stop the unrolling and push acc to local memory
+                for i in range(tm):
+                    o = m0 + ty + i * rm
+                    if o < O:
+                        for j in range(tn):
+                            if pix[j] >= 0:
+                                at = np.uint64(pix[j] + o * OHW)
+                                act_out[at] = activate(y[at], op, alpha)
 
     def conv_tiled_backward_data(gy, w, b, gx, hp, kt, has_bias):
         # A[c, k] = w[o, c, kh, kw] with k = (o, kh, kw); B[k, p] = gy[n, o, th/SH, tw/SW] where
@@ -538,12 +550,15 @@ def _threads(tile):
     return (tile[0] // tile[3]) * (tile[1] // tile[4])
 
 
-def forward(x, w, b, y, values, has_bias, relu=False):
-    """y = conv(x, w) (+ b) (then max(., 0) when ``relu``): flat device arrays, geometry values."""
+def forward(x, w, b, y, values, has_bias, act=None, r=None):
+    """y = conv(x, w) (+ b): flat device arrays, geometry values. With ``act`` (an activation
+    kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass."""
     tile = TILE
     tiles = -(-values[5] // tile[0]) * -(-(values[0] * values[7] * values[8]) // tile[1])
+    op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
     _launch("forward", y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
-            cd.const_array(values), _table("x", values), bool(has_bias), bool(relu))
+            cd.const_array(values), _table("x", values), bool(has_bias), op, alpha,
+            r if r is not None else y)
 
 
 def backward_data(gy, w, gx, values, b=None):

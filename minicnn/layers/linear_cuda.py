@@ -8,18 +8,20 @@ in a fixed order by one thread (no atomics): bit-identical from run to run. Sums
 dtype (a typed zero starts them). The tiled path runs when the layer has at least
 ``TILED_MACS`` multiply-adds and ``conv_tiled_cuda.MIN_CHANNELS`` rows in the GEMM's output
 (its weight gradient splits the batch reduction into chunks: the ``gw_part`` workspace).
+Both forward paths can apply a fused activation as they store (``forward_fused``).
 """
 
 from ..cuda_device import cuda, flat, launch, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
 from . import conv_tiled_cuda as tiled
+from .activation_cuda import NO_EPILOGUE, activate
 
 TILED_MACS = 1 << 22      # N * in * out multiply-adds from which the tiled GEMM runs
 
 
 @cuda.jit
-def linear_forward(x, w, b, y, has_bias, zero):
+def linear_forward(x, w, b, y, has_bias, zero, op, alpha, act_out):
     n, k = x.shape
     out = w.shape[0]
     for idx in range(cuda.grid(1), n * out, cuda.gridsize(1)):
@@ -31,6 +33,8 @@ def linear_forward(x, w, b, y, has_bias, zero):
         if has_bias:
             acc += b[o]
         y[r, o] = acc
+        if op != NO_EPILOGUE:     # a fused activation (Kernel.forward_fused) writes act_out too
+            act_out[r, o] = activate(acc, op, alpha)
 
 
 @cuda.jit
@@ -88,16 +92,20 @@ class LinearCUDA(Kernel):
         return {}
 
     def forward(self, layer, xs, ys, ws):
+        self.forward_fused(layer, xs, ys, ws, None, None)
+
+    def forward_fused(self, layer, xs, ys, ws, act, out):
         w = layer.weight.data
         n, k, m = xs[0].shape[0], layer.in_features, layer.out_features
         if _tiled(n, k, m):
             b = flat(layer.bias.data) if layer.bias is not None else flat(w)
             tiled.forward(flat(xs[0]), flat(w), b, flat(ys[0]), tiled.gemm_values(n, k, m),
-                          layer.bias is not None)
+                          layer.bias is not None, act, None if out is None else flat(out))
             return
         b = layer.bias.data if layer.bias is not None else w[0]
+        op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
         launch(linear_forward, ys[0].size, xs[0], w, b, ys[0], layer.bias is not None,
-               zero_of(w.dtype))
+               zero_of(w.dtype), op, alpha, out if out is not None else ys[0])
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         gy = gys[0]

@@ -2,7 +2,8 @@
 
 Concat views every array as ``(outer, axis length * inner)``: input ``k`` lands at column offset
 ``start_k * inner`` of each output row; backward copies the same slice back (a gather: each
-element written once).
+element written once). Add can apply a fused activation as it stores (``forward_fused``; the
+residual ``relu(x + shortcut)`` of ResNets).
 """
 
 from ..cuda_device import _add_kernel as add_kernel
@@ -10,12 +11,16 @@ from ..cuda_device import _copy_kernel as copy_kernel
 from ..cuda_device import cuda, flat, launch
 from ..kernel import Kernel
 from ..registry import hookimpl
+from .activation_cuda import NO_EPILOGUE, activate, activation_forward
 
 
 @cuda.jit
-def add2_kernel(a, b, y):
+def add2_kernel(a, b, y, op, alpha, act_out):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        y[i] = a[i] + b[i]
+        v = a[i] + b[i]
+        y[i] = v
+        if op != NO_EPILOGUE:     # a fused activation (Kernel.forward_fused) writes act_out too
+            act_out[i] = activate(v, op, alpha)
 
 
 @cuda.jit
@@ -35,10 +40,17 @@ class AddCUDA(Kernel):
     layer, device = "Add", "cuda"
 
     def forward(self, layer, xs, ys, ws):
+        self.forward_fused(layer, xs, ys, ws, None, None)
+
+    def forward_fused(self, layer, xs, ys, ws, act, out):
         y = flat(ys[0])
-        launch(add2_kernel, y.size, flat(xs[0]), flat(xs[1]), y)
+        op, alpha = act if act is not None and len(xs) == 2 else (NO_EPILOGUE, 0.0)
+        launch(add2_kernel, y.size, flat(xs[0]), flat(xs[1]), y, op, alpha,
+               flat(out) if out is not None else y)
         for x in xs[2:]:
             launch(add_kernel, y.size, y, flat(x))
+        if act is not None and len(xs) > 2:     # the activation after the last sum
+            launch(activation_forward, y.size, y, flat(out), act[0], act[1])
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         for gx in gxs:

@@ -5,7 +5,8 @@ a fixed order (deterministic) with float64 accumulators and the two-pass varianc
 parts (normalise, input gradient) run one thread per element from per-channel coefficients kept in
 float64 workspace arrays. Nothing is copied to the host: ``num_batches_tracked`` is incremented on
 the device, ``momentum=None`` (cumulative average) reads it there, and whether forward used the
-batch statistics is kept in device memory for backward.
+batch statistics is kept in device memory for backward. The normalising kernel can apply a fused
+activation as it stores (``forward_fused``; ``minicnn/fusion.py``).
 """
 
 import math
@@ -16,6 +17,7 @@ from ..cuda_device import cuda, flat, launch
 from ..errors import InputError
 from ..kernel import Kernel
 from ..registry import hookimpl
+from .activation_cuda import NO_EPILOGUE, activate
 
 
 @cuda.jit
@@ -57,13 +59,16 @@ def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_b
 
 
 @cuda.jit
-def batchnorm_normalize(x, y, weight, bias, mean_ws, invstd_ws, channels, spatial, affine):
+def batchnorm_normalize(x, y, weight, bias, mean_ws, invstd_ws, channels, spatial, affine,
+                        op, alpha, act_out):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         c = (i // spatial) % channels
         if affine:
             y[i] = (x[i] - mean_ws[c]) * (invstd_ws[c] * weight[c]) + bias[c]
         else:
             y[i] = (x[i] - mean_ws[c]) * invstd_ws[c]
+        if op != NO_EPILOGUE:     # a fused activation (Kernel.forward_fused) writes act_out too
+            act_out[i] = activate(y[i], op, alpha)
 
 
 @cuda.jit
@@ -120,6 +125,9 @@ class BatchNormCUDA(Kernel):
         return x.shape[0], x.shape[1], spatial
 
     def forward(self, layer, xs, ys, ws):
+        self.forward_fused(layer, xs, ys, ws, None, None)
+
+    def forward_fused(self, layer, xs, ys, ws, act, out):
         n_batch, channels, spatial = self._dims(xs[0])
         use_batch = layer.uses_batch_stats()
         update = use_batch and layer.training and layer.track_running_stats
@@ -137,8 +145,10 @@ class BatchNormCUDA(Kernel):
                spatial, float(layer.eps), momentum, use_batch, update)
         weight = layer.weight.data if layer.affine else none
         bias = layer.bias.data if layer.affine else none
+        op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
         launch(batchnorm_normalize, xs[0].size, flat(xs[0]), flat(ys[0]), weight, bias,
-               ws["mean"], ws["invstd"], channels, spatial, layer.affine)
+               ws["mean"], ws["invstd"], channels, spatial, layer.affine, op, alpha,
+               flat(out) if out is not None else flat(ys[0]))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         gw, gb = grads.get("weight"), grads.get("bias")
