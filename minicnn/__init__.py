@@ -19,7 +19,7 @@ from .errors import (
     ShapeError,
 )
 from .graph import Model, Sequential
-from .io import load, save
+from .io import load, read_metadata, save
 from .kernel import Kernel
 from .layer import Layer, Loss, Module, Param
 from .random import manual_seed
@@ -32,6 +32,7 @@ __all__ = [
     "Command", "ConfigError", "DataFormatError", "DatasetNotFoundError", "Input", "InputError",
     "Kernel", "KernelMissingError", "Layer", "Loss", "MinicnnError", "Model", "ModelFormatError",
     "Module", "NonFiniteError", "Param", "PluginError", "Sequential", "ShapeError", "data",
-    "functional", "get_registry", "hookimpl", "io", "load", "manual_seed", "nn", "optim", "save",
+    "functional", "get_registry", "hookimpl", "io", "load", "manual_seed", "nn", "optim",
+    "read_metadata", "save",
     "testing", "to_numpy", "zoo",
 ]

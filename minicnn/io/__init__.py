@@ -6,7 +6,9 @@ allocated (:mod:`minicnn.io.tensorfile`). Nothing in a file is ever executed: no
 import of a name found in a file; layers are built through the plugin registry by type name.
 
 * ``model.mcnn`` (:func:`save` / :func:`load`): the architecture JSON in the metadata and the
-  state dict as tensors: everything needed to rebuild the model;
+  state dict as tensors: everything needed to rebuild the model; ``save(model, path,
+  metadata={...})`` adds a dict of your own (plain JSON data), read back by
+  :func:`read_metadata` without building the model;
 * ``weights.safetensors`` (:func:`save_weights` / :func:`load_weights`): the state dict alone,
   PyTorch-style dotted names;
 * ``ckpt.safetensors`` (:func:`save_checkpoint` / :func:`load_checkpoint`): the state dict, the
@@ -21,7 +23,8 @@ file and what is wrong. :func:`import_keras_tfjs` reads Keras / TensorFlow.js la
 from .checkpoint import load_checkpoint, save_checkpoint
 from .keras_tfjs import import_keras_tfjs
 from .transfer import TransferReport, load_matching
-from .weights import LoadReport, load, load_weights, save, save_weights
+from .weights import LoadReport, load, load_weights, read_metadata, save, save_weights
 
 __all__ = ["LoadReport", "TransferReport", "import_keras_tfjs", "load", "load_checkpoint",
-           "load_matching", "load_weights", "save", "save_checkpoint", "save_weights"]
+           "load_matching", "load_weights", "read_metadata", "save", "save_checkpoint",
+           "save_weights"]

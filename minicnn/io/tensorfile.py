@@ -97,6 +97,9 @@ def encode_chunks(tensors, metadata):
         offset += array.nbytes
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)          # pad so the data starts 8-byte aligned
+    if len(text) > MAX_HEADER_BYTES:         # refuse to write what read_file would refuse
+        raise ValueError(f"the safetensors header would take {len(text)} bytes, more than the "
+                         f"limit of {MAX_HEADER_BYTES} bytes (metadata too large?)")
     return [struct.pack("<Q", len(text)), text] + [a.reshape(-1).view(np.uint8)
                                                     for a in clean.values()]
 
@@ -120,10 +123,26 @@ def _no_duplicates(pairs):
     return obj
 
 
-def parse_json(text, what, path):
-    """``json.loads``; duplicate keys, deep nesting, huge numbers become ModelFormatError."""
+def _finite_float(text):
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range (not finite)")
+    return value
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not allowed here")
+
+
+def parse_json(text, what, path, allow_nan=True):
+    """``json.loads``; duplicate keys, deep nesting, huge numbers become ModelFormatError.
+
+    ``allow_nan=False`` also refuses ``NaN``, ``Infinity`` and numbers that overflow to infinity
+    (``1e999``): strict JSON.
+    """
+    extra = {} if allow_nan else {"parse_float": _finite_float, "parse_constant": _no_constant}
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates, **extra)
     except (ValueError, RecursionError, TypeError) as exc:
         raise ModelFormatError(f"{what} is not valid JSON: {exc}", path=path) from None
 

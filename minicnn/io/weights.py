@@ -7,9 +7,13 @@
 * ``save_weights(model, path)`` / ``load_weights(model, path, strict=True)``: the state dict alone
   (``.safetensors``), keyed by PyTorch-style dotted names. ``load_weights`` also accepts a ``.mcnn``
   model file, a checkpoint, and plain safetensors files from other tools (float32/float64/int64).
+* ``save(..., metadata={...})`` and ``save_weights(..., metadata={...})`` also store a dict of your
+  own (plain JSON data: class names, preprocessing settings, a plugin's configuration...) as one
+  JSON metadata entry; :func:`read_metadata` returns it without building the model.
 """
 
 import json
+import os
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -17,13 +21,82 @@ import numpy as np
 from ..device import to_numpy
 from ..errors import ModelFormatError
 from . import architecture
-from .tensorfile import base_metadata, check_minicnn, parse_json, read_file, write_file
+from .tensorfile import (
+    FORMAT,
+    FORMAT_VERSION,
+    base_metadata,
+    check_minicnn,
+    parse_json,
+    read_file,
+    write_file,
+)
 
 LoadReport = namedtuple("LoadReport", ["missing", "unexpected"])
 LoadReport.__doc__ = """What ``load_weights`` found: model keys absent from the file (``missing``)
 and file keys the model does not have (``unexpected``); both empty after a strict load."""
 
 MODEL_PREFIX = "model/"     # state dict keys inside a checkpoint
+METADATA_KEY = "user_metadata"     # the metadata entry holding save(..., metadata=...) as JSON
+MAX_METADATA_DEPTH = 100           # nesting levels of lists and dicts in that entry
+MAX_INT_BITS = 4096                # about 1233 digits: well within what json.loads reads back
+
+
+def _metadata_path(keys):
+    return "metadata" + "".join(f"[{k!r}]" for k in keys)
+
+
+def _check_plain(value, keys, active):
+    """Raise TypeError / ValueError naming the key path unless ``value`` is plain JSON data."""
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise ValueError(f"{_metadata_path(keys)} is an integer of {value.bit_length()} bits; "
+                             f"metadata integers are limited to {MAX_INT_BITS} bits")
+        return
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise ValueError(f"{_metadata_path(keys)} is {value!r}; metadata numbers must be "
+                             f"finite (JSON has no NaN or infinity)")
+        return
+    if not isinstance(value, (dict, list, tuple)):
+        raise TypeError(f"{_metadata_path(keys)} is a {type(value).__name__}; metadata holds only "
+                        f"str, int, float, bool, None, lists and dicts with str keys")
+    if id(value) in active:
+        raise ValueError(f"{_metadata_path(keys)} contains itself")
+    if len(keys) >= MAX_METADATA_DEPTH:
+        raise ValueError(f"{_metadata_path(keys)} is nested more than {MAX_METADATA_DEPTH} levels "
+                         f"deep")
+    active.add(id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{_metadata_path(keys)} has the key {key!r} of type "
+                                f"{type(key).__name__}; metadata keys must be str")
+            _check_plain(item, keys + [key], active)
+    else:
+        for index, item in enumerate(value):
+            _check_plain(item, keys + [index], active)
+    active.discard(id(value))
+
+
+def encode_metadata(metadata):
+    """``metadata`` (a dict of plain JSON data, or None) as the JSON text to store, after checking
+    all of it: TypeError or ValueError naming the offending key path (``metadata['a'][0]``)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict (or None), got {type(metadata).__name__}")
+    _check_plain(metadata, [], set())
+    return json.dumps(metadata, separators=(",", ":"), allow_nan=False)
+
+
+def _base(kind, metadata):
+    text = encode_metadata(metadata)      # before anything is described or written
+    meta = base_metadata(kind)
+    if text is not None:
+        meta[METADATA_KEY] = text
+    return meta
 
 
 def _state_for_saving(model):
@@ -37,24 +110,59 @@ def _state_for_saving(model):
     return state
 
 
-def save_weights(model, path):
+def save_weights(model, path, metadata=None):
     """Write ``model``'s parameters and buffers (its state dict) to a safetensors file,
-    atomically."""
-    write_file(path, _state_for_saving(model), base_metadata("weights"))
+    atomically; ``metadata`` as in :func:`save`."""
+    meta = _base("weights", metadata)
+    write_file(path, _state_for_saving(model), meta)
 
 
-def save(model, path):
+def save(model, path, metadata=None):
     """Write the architecture and the weights of ``model`` to one file, atomically.
 
+    ``metadata``: an optional dict of your own, stored in the file as one JSON entry and returned
+    by :func:`read_metadata` (``minicnn.load`` ignores it). It must be plain JSON data: str keys;
+    str, int, float, bool, None, lists (tuples are stored as lists) and dicts as values; finite
+    numbers only.
+
     Raises TypeError (before writing anything) if a module cannot be described: a layer type not in
-    the registry, a custom container class, a config value that is not plain data.
+    the registry, a custom container class, a config value that is not plain data; and TypeError
+    or ValueError (before writing anything) naming the key path, e.g. ``metadata['classes'][2]``,
+    for metadata that is not plain JSON data.
     """
+    meta = _base("model", metadata)
     doc, arrays = architecture.describe(model)
     tensors = OrderedDict(_state_for_saving(model))
     tensors.update(arrays)
-    metadata = base_metadata("model")
-    metadata["architecture"] = json.dumps(doc, separators=(",", ":"), allow_nan=False)
-    write_file(path, tensors, metadata)
+    meta["architecture"] = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    write_file(path, tensors, meta)
+
+
+def read_metadata(path):
+    """The ``metadata`` dict given to :func:`save` or :func:`save_weights` for the file ``path``.
+
+    An empty dict when the file was saved without it (and for checkpoints). The model is not
+    built; the file is read and checked like :func:`load` reads it (sizes, digest). A file that
+    is not a minicnn file, or whose metadata entry is not a JSON object of plain data, is a
+    ModelFormatError naming the file.
+    """
+    path = os.fspath(path)
+    _, metadata = read_file(path)
+    fmt = metadata.get("format")
+    if fmt != FORMAT:
+        raise ModelFormatError(f"not a minicnn file (metadata format={fmt!r}; expected "
+                               f"{FORMAT!r}), so it holds no minicnn metadata", path=path)
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(f"unsupported minicnn file format version {version!r} (this minicnn "
+                               f"reads version {FORMAT_VERSION})", path=path)
+    if METADATA_KEY not in metadata:
+        return {}
+    doc = parse_json(metadata[METADATA_KEY], "the metadata entry", path, allow_nan=False)
+    if not isinstance(doc, dict):
+        raise ModelFormatError(f"the metadata entry must be a JSON object, not "
+                               f"{type(doc).__name__}", path=path)
+    return doc
 
 
 def load(path):
