@@ -126,8 +126,17 @@ def _nonfinite_kernel(a, flag):
 
 
 def flat(a):
-    """A 1-D view of a C-contiguous device array (0-d arrays included)."""
-    return a.reshape(a.size) if len(a.shape) != 1 else a
+    """A 1-D view of a C-contiguous device array (0-d arrays included). The view is kept on the
+    array: a plan's buffers are flattened at every launch, and building a device-array view costs
+    microseconds of host time that a training step pays dozens of times."""
+    if len(a.shape) == 1:
+        return a
+    view = a.__dict__.get("_minicnn_flat") if hasattr(a, "__dict__") else None
+    if view is None:
+        view = a.reshape(a.size)
+        if hasattr(a, "__dict__"):
+            a.__dict__["_minicnn_flat"] = view
+    return view
 
 
 def is_device_array(a):
