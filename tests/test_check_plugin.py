@@ -320,6 +320,122 @@ def test_names_resolve_by_plugin_distribution_and_module(toys):
         "minicnn.layers.activation"
 
 
+# -- a plugin package on the path: NAME is the package, its hooks live in NAME.plugin --------------
+
+PACKAGE = "minicnn_pkgtoy"
+PACKAGE_PLUGIN = """
+import minicnn
+import numpy as np
+
+
+class PkgDouble(minicnn.Layer):
+    def infer_shapes(self, in_shapes):
+        shape = tuple(in_shapes[0])
+        if len(shape) != 2:
+            raise minicnn.ShapeError("PkgDouble takes (N, F)", expected="(N, F)",
+                                     received=f"shape {shape}")
+        return [shape]
+
+    @classmethod
+    def conformance_cases(cls):
+        return [{"shapes": [(2, 3)]}, {"shapes": [(2, 3, 4)], "raises": "ShapeError"}]
+
+    def reference_forward(self, x):
+        return 2.0 * x
+
+
+class PkgDoubleCPU(minicnn.Kernel):
+    layer, device = "PkgDouble", "cpu"
+
+    def forward(self, layer, xs, ys, ws):
+        np.multiply(xs[0], 2.0, out=ys[0])
+
+    def backward(self, layer, xs, ys, gys, gxs, ws, grads):
+        if gxs[0] is not None:
+            np.multiply(gys[0], 2.0, out=gxs[0])
+
+
+@minicnn.hookimpl
+def minicnn_layers():
+    return [PkgDouble]
+
+
+@minicnn.hookimpl
+def minicnn_kernels():
+    return [PkgDoubleCPU]
+"""
+
+
+@pytest.fixture
+def plugin_package(tmp_path, monkeypatch):
+    """``minicnn_pkgtoy`` (an ``__init__`` without hooks, the hooks in ``plugin.py``) and
+    ``minicnn_pkgtoy_bare`` (no hooks anywhere) on the path, not installed, not registered."""
+    package = tmp_path / PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text('"""A plugin package."""\n')
+    (package / "plugin.py").write_text(PACKAGE_PLUGIN)
+    (tmp_path / f"{PACKAGE}_bare").mkdir()
+    (tmp_path / f"{PACKAGE}_bare" / "__init__.py").write_text('"""No hooks."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith(PACKAGE)]:
+        del sys.modules[name]
+
+
+def test_a_package_name_finds_the_hooks_in_its_plugin_module(plugin_package, capsys):
+    """``check-plugin minicnn_pkgtoy`` checks ``minicnn_pkgtoy.plugin``; asked again (by either
+    name) it finds the registered plugin instead of registering it twice, also when it was
+    registered under another name; a package with no hooks is still registered as before."""
+    import importlib
+    registry = Registry(load_entry_points=False)
+    assert conformance.resolve_plugin(PACKAGE, registry) == f"{PACKAGE}.plugin"
+    assert registry.layers["PkgDouble"][1] == f"{PACKAGE}.plugin"
+    assert registry.kernel("PkgDouble", "cpu") is not None
+    assert conformance.resolve_plugin(PACKAGE, registry) == f"{PACKAGE}.plugin"
+    assert conformance.resolve_plugin(f"{PACKAGE}.plugin", registry) == f"{PACKAGE}.plugin"
+    assert PACKAGE not in registry.plugin_names()
+    renamed = Registry(load_entry_points=False)
+    renamed.register(importlib.import_module(f"{PACKAGE}.plugin"), name="pkgtoy")
+    assert conformance.resolve_plugin(PACKAGE, renamed) == "pkgtoy"
+    assert "pkgtoy" in conformance.check_plugin(PACKAGE, renamed, devices=()).format()
+
+    previous = set_registry(Registry(load_entry_points=False))
+    try:
+        assert main(["check-plugin", PACKAGE, "--device", "nodevice"]) == 0
+    finally:
+        set_registry(previous)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"plugin '{PACKAGE}.plugin': 1 layer type(s)"
+    row = next(line for line in out.splitlines() if line.startswith("PkgDouble "))
+    assert row.split()[1:] == ["2", "(class)", "cpu"] + ["ok"] * 8 + ["--"]
+
+    bare = Registry(load_entry_points=False)
+    report = conformance.check_plugin(f"{PACKAGE}_bare", bare)
+    assert report.plugin == f"{PACKAGE}_bare" and report.layers == []
+    assert "registers no layers" in report.format()
+
+
+def test_an_entry_point_not_loaded_is_found_by_any_of_its_names(plugin_package):
+    """Installed (a dist-info with an entry point) but not loaded (entry points off, as with
+    ``MINICNN_DISABLE_PLUGIN_AUTOLOAD=1``): the entry-point name, the distribution name in either
+    spelling, the module path and the package all register it under the entry point's name, with
+    its distribution."""
+    dist = plugin_package / f"{PACKAGE}-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: minicnn-pkgtoy\n"
+                                   "Version: 0.1.0\n")
+    (dist / "entry_points.txt").write_text(f"[minicnn]\npkgtoy = {PACKAGE}.plugin\n")
+    for name in ("pkgtoy", "minicnn-pkgtoy", "Minicnn_PkgToy", f"{PACKAGE}.plugin", PACKAGE):
+        registry = Registry(load_entry_points=False)
+        assert conformance.resolve_plugin(name, registry) == "pkgtoy", name
+        assert registry.distributions["pkgtoy"] == "minicnn-pkgtoy"
+        assert registry.layers["PkgDouble"][1] == "pkgtoy"
+    report = conformance.check_plugin(PACKAGE, Registry(load_entry_points=False), devices=())
+    assert report.format().splitlines()[0] == \
+        "plugin 'pkgtoy' (package minicnn-pkgtoy): 1 layer type(s)"
+    assert report.layers[0].failed == []
+
+
 @pytest.fixture
 def no_cuda(monkeypatch):
     """Describe a machine without CUDA. In a whole-suite run the CUDA tests select numba's

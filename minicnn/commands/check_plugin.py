@@ -2,8 +2,11 @@
 layer a plugin registers, with a table per layer; the exit code is 1 when a check fails.
 
 NAME is a registered plugin (an entry-point name such as ``swish``, or a built-in module such as
-``minicnn.layers.activation``), a distribution (``minicnn-swish``), or an importable module that
-is not installed as a plugin yet (``my_package.plugin``), which is registered for the check.
+``minicnn.layers.activation``), a distribution (``minicnn-swish`` or ``minicnn_swish``), an
+installed entry point that was not loaded (``MINICNN_DISABLE_PLUGIN_AUTOLOAD=1``), or an importable
+module that is not installed as a plugin yet (``my_package.plugin``), which is registered for the
+check; a package whose hooks live in its ``plugin`` submodule may be named by the package
+(``my_package``). See :func:`minicnn.conformance.resolve_plugin` for the order.
 
 The devices compared with the CPU (``--device``, ``cuda`` by default) are enabled first where they
 are available, so kernels a plugin loads with its device (``minicnn_device_kernels``) are listed
@@ -18,8 +21,9 @@ from ..registry import get_registry, hookimpl
 
 def _add_arguments(parser):
     parser.add_argument("name", metavar="NAME",
-                        help="plugin name, distribution name or module path (e.g. swish, "
-                             "minicnn-swish, minicnn.layers.activation)")
+                        help="plugin name, distribution name, module path or package name "
+                             "(e.g. swish, minicnn-swish, minicnn.layers.activation, "
+                             "minicnn_swish)")
     parser.add_argument("--layer", action="append", default=None, metavar="TYPE",
                         help="check only this layer type (repeatable)")
     parser.add_argument("--device", action="append", default=None, metavar="DEVICE",

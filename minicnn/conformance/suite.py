@@ -88,8 +88,10 @@ def _check_case(report, cls, case, reference, devices):
 def check_plugin(plugin, registry=None, devices=("cuda",), layers=None):
     """Run the suite on every layer type a plugin registers (or adds kernels for).
 
-    ``plugin`` is a registered plugin name, a distribution name, an importable module path, or a
-    plugin module object (registered into a fresh built-ins-only registry when not registered).
+    ``plugin`` is a registered plugin name, a distribution or entry-point name, an importable
+    module path, a package whose ``plugin`` submodule holds the hooks (see :func:`resolve_plugin`),
+    or a plugin module object (registered into a fresh built-ins-only registry when not
+    registered).
     The ``devices`` that are available here are enabled first, so kernels a plugin loads with a
     device (``minicnn_device_kernels``) are checked too.
     """

@@ -23,7 +23,7 @@ def add_arguments(parser):
     parser.add_argument("words", nargs="+", metavar="train | IMAGE",
                         help="'train' to train a detector, or image files to detect objects in")
     parser.add_argument("--model", help="detect: the detector file saved by 'minicnn detect "
-                        "train' (its .json settings beside it)")
+                        "train' (one .mcnn file: graph, weights and settings)")
     parser.add_argument("-o", "--output", help="train: output directory (default runs/detect); "
                         "detect: a PNG with the boxes drawn (a directory for several images)")
     parser.add_argument("--score", type=float, default=0.5,
@@ -118,7 +118,7 @@ def _train(args):
     final = history[-1]
     print(f"Faster R-CNN on {args.data}: validation mAP@0.5 {final['val_map50']:.4f}, "
           f"mAP@0.5:0.95 {final['val_coco_map']:.4f} after {len(history)} epoch(s), "
-          f"{time.perf_counter() - start:.1f} s; detector.mcnn (+ .json), curve.png, "
+          f"{time.perf_counter() - start:.1f} s; detector.mcnn, curve.png, "
           f"detections.png and history.json in {out}")
     return 0
 

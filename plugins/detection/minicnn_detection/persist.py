@@ -1,28 +1,29 @@
-"""Saving and loading a :class:`FasterRCNN`.
+"""Saving and loading a :class:`FasterRCNN`: one file.
 
-``save_detector(detector, "detector.mcnn")`` writes two files:
+``save_detector(detector, "detector.mcnn")`` writes a minicnn model file (:func:`minicnn.save`)
+of one graph that wires the three parts together, ``[image, rois] -> [rpn objectness, rpn
+deltas, class scores, box deltas]``, with nodes ``backbone``, ``rpn`` and ``head``: the
+architecture and the weights, loadable by plain :func:`minicnn.load` (and ``minicnn summary``)
+where the plugin is installed. The :class:`DetectorConfig` (anchors, thresholds, class names)
+goes into the same file's user metadata, under the key ``"minicnn_detection"``
+(``minicnn.io.read_metadata(path)["minicnn_detection"]["config"]``).
 
-* ``detector.mcnn``: a minicnn model file (:func:`minicnn.save`) of one graph that wires the three
-  parts together, ``[image, rois] -> [rpn objectness, rpn deltas, class scores, box deltas]``,
-  with nodes ``backbone``, ``rpn`` and ``head``: the architecture and the weights, loadable by
-  plain :func:`minicnn.load` (and ``minicnn summary``) where the plugin is installed;
-* ``detector.json`` beside it: the :class:`DetectorConfig` (anchors, thresholds, class names).
-
-:func:`load_detector` reads both back.
+:func:`load_detector` reads it back; a minicnn model file without that entry is refused as not a
+detector file.
 """
 
-import json
 from pathlib import Path
 
 import minicnn
-from minicnn import Input, Model
+from minicnn import Input, Model, ModelFormatError
+from minicnn.io import read_metadata
 
 from .config import DetectorConfig
 from .plugin import ensure_registered
 
-
-def _config_path(path):
-    return Path(path).with_suffix(".json")
+METADATA_KEY = "minicnn_detection"
+METADATA_VERSION = 1
+NODES = ("backbone", "rpn", "head")
 
 
 def combined_graph(detector):
@@ -38,32 +39,50 @@ def combined_graph(detector):
 
 
 def save_detector(detector, path):
-    """Write ``path`` (the graph and weights) and ``path`` with suffix ``.json`` (the config)."""
+    """Write ``path``: the graph, the weights and the :class:`DetectorConfig`, in one file
+    (atomically). Returns ``path`` as a Path."""
     path = Path(path)
-    minicnn.save(combined_graph(detector), str(path))
-    doc = {"format": "minicnn-detection", "version": 1,
-           "config": detector.config.to_dict()}
-    _config_path(path).write_text(json.dumps(doc, indent=1))
+    metadata = {METADATA_KEY: {"version": METADATA_VERSION,
+                               "config": detector.config.to_dict()}}
+    minicnn.save(combined_graph(detector), str(path), metadata=metadata)
     return path
+
+
+def _config(path):
+    """The DetectorConfig stored in ``path``; ModelFormatError when it is not a detector file."""
+    entry = read_metadata(path).get(METADATA_KEY)
+    if entry is None:
+        raise ModelFormatError("not a detector file: this minicnn file has no detector settings "
+                               f"(metadata entry {METADATA_KEY!r}); save detectors with "
+                               "minicnn_detection.save_detector or 'minicnn detect train'",
+                               path=str(path))
+    if not isinstance(entry, dict) or entry.get("version") != METADATA_VERSION \
+            or not isinstance(entry.get("config"), dict):
+        raise ModelFormatError(f"the detector settings (metadata entry {METADATA_KEY!r}) must be "
+                               f"an object with 'version' {METADATA_VERSION} and a 'config' "
+                               f"object", path=str(path))
+    try:
+        return DetectorConfig.from_dict(entry["config"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"the detector settings are invalid: {exc}", path=str(path)) \
+            from None
 
 
 def load_detector(path):
     """The :class:`FasterRCNN` saved by :func:`save_detector` (``path`` is the ``.mcnn`` file or
-    a directory holding ``detector.mcnn``)."""
+    a directory holding ``detector.mcnn``). A file that is not a detector saved this way is a
+    :class:`minicnn.ModelFormatError` naming it."""
     from .model import FasterRCNN
     ensure_registered()
     path = Path(path)
     if path.is_dir():
         path = path / "detector.mcnn"
-    cfg_file = _config_path(path)
-    if not cfg_file.exists():
-        raise FileNotFoundError(f"load_detector: {cfg_file} (the detector's settings, written "
-                                f"beside {path.name} by save_detector) is missing")
-    doc = json.loads(cfg_file.read_text())
-    if doc.get("format") != "minicnn-detection":
-        raise ValueError(f"load_detector: {cfg_file} is not a minicnn-detection settings file")
-    config = DetectorConfig.from_dict(doc["config"])
+    config = _config(path)
     graph = minicnn.load(str(path))
+    names = [node.name for node in getattr(graph, "nodes", ())]
+    if names != list(NODES):
+        raise ModelFormatError(f"not a detector graph: nodes {names}, expected {list(NODES)}",
+                               path=str(path))
     detector = FasterRCNN.__new__(FasterRCNN)
     minicnn.Module.__init__(detector)
     detector._assemble(graph["backbone"], graph["rpn"], graph["head"], config)

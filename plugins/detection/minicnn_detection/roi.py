@@ -25,12 +25,18 @@ input with zero rows is refused by minicnn's executor (an empty batch).
 
 CPU kernels: :mod:`.roi_cpu` (numba). A GPU twin, ``roi_cuda.py`` with kernels registered for
 ``device = "cuda"``, can be added beside it without touching these classes.
+
+``minicnn check-plugin detection`` (the conformance suite) checks both layers on their
+``conformance_cases()`` and compares the kernels with ``reference_forward``: the slow float64 loops
+of :mod:`.references`, transcribed from torchvision's CPU kernels.
 """
 
 import math
 
 import numpy as np
 from minicnn import ConfigError, InputError, Layer, ShapeError, testing
+
+from . import references
 
 FUNCTIONAL = ["roi_pool", "roi_align"]
 
@@ -77,16 +83,22 @@ class _RoILayer(Layer):
     @classmethod
     def conformance_cases(cls):
         """For ``minicnn check-plugin detection``: two configurations on a (2, 3, 6, 7) map with
-        four boxes inside the image (spatial scale 0.5), and inputs that must be refused."""
+        four boxes inside the image (spatial scale 0.5), and hyper-parameters and inputs that must
+        be refused (a batch index outside the batch, a coordinate that is not finite)."""
         return [
             {"args": (2,), "kwargs": {"spatial_scale": 0.5}, "inputs": _conformance_inputs},
             {"args": ((3, 2),), "kwargs": {"spatial_scale": 0.5}, "inputs": _conformance_inputs},
             {"args": (0,), "raises": "ConfigError", "match": "output_size"},
+            {"args": ((2, 2, 2),), "raises": "ConfigError", "match": "output_size"},
             {"args": (2,), "kwargs": {"spatial_scale": -1.0}, "raises": "ConfigError",
              "match": "spatial_scale"},
             {"args": (2,), "shapes": [(2, 3, 6, 7), (4, 4)], "raises": "ShapeError",
              "match": "rois must be"},
             {"args": (2,), "shapes": [(2, 3, 6), (4, 5)], "raises": "ShapeError"},
+            {"args": (2,), "inputs": _bad_rois("batch"), "raises": "InputError",
+             "match": "batch index", "label": "(2) on a box of batch index 2 in a batch of 2"},
+            {"args": (2,), "inputs": _bad_rois("nan"), "raises": "InputError",
+             "match": "not finite", "label": "(2) on a box with a NaN coordinate"},
         ]
 
 
@@ -98,6 +110,19 @@ def _conformance_inputs(seed):
     rois = np.stack([np.array([0.0, 1.0, 1.0, 0.0]), x1, y1,
                      x1 + rng.uniform(2, 6, 4), y1 + rng.uniform(2, 6, 4)], axis=1)
     return [features, rois.astype(features.dtype)]
+
+
+def _bad_rois(what):
+    """``inputs(seed)`` of an error case: the conformance inputs with the last box's batch index
+    out of range (``"batch"``) or its x2 NaN (``"nan"``)."""
+    def make(seed):
+        features, rois = _conformance_inputs(seed)
+        if what == "batch":
+            rois[-1, 0] = features.shape[0]
+        else:
+            rois[-1, 3] = np.nan
+        return [features, rois]
+    return make
 
 
 class RoIPool(_RoILayer):
@@ -112,6 +137,10 @@ class RoIPool(_RoILayer):
     def flops(self, in_shapes, out_shapes):
         k, c, ph, pw = out_shapes[0]
         return k * c * ph * pw * 4      # nominal: about four comparisons a bin
+
+    def reference_forward(self, features, rois):
+        """torchvision's roi_pool in plain loops, float64 (:func:`.references.roi_pool`)."""
+        return references.roi_pool(features, rois, self.output_size, self.spatial_scale)[0]
 
 
 class RoIAlign(_RoILayer):
@@ -130,6 +159,19 @@ class RoIAlign(_RoILayer):
             raise ConfigError(f"RoIAlign: aligned must be True or False, got {aligned!r}")
         self.aligned = bool(aligned)
 
+    @classmethod
+    def conformance_cases(cls):
+        """The shared cases, torchvision's unaligned boxes with a fixed sampling grid, and the
+        refused ``sampling_ratio`` / ``aligned`` values."""
+        return super().conformance_cases() + [
+            {"args": ((2, 3),), "kwargs": {"spatial_scale": 0.5, "sampling_ratio": 2,
+                                           "aligned": False}, "inputs": _conformance_inputs},
+            {"args": (2,), "kwargs": {"sampling_ratio": 1.5}, "raises": "ConfigError",
+             "match": "sampling_ratio must be an int"},
+            {"args": (2,), "kwargs": {"aligned": "yes"}, "raises": "ConfigError",
+             "match": "aligned must be True or False"},
+        ]
+
     def flops(self, in_shapes, out_shapes):
         k, c, ph, pw = out_shapes[0]
         samples = self.sampling_ratio ** 2 if self.sampling_ratio > 0 else 4   # nominal
@@ -138,6 +180,11 @@ class RoIAlign(_RoILayer):
     def extra_repr(self):
         return (super().extra_repr() + f", sampling_ratio={self.sampling_ratio}, "
                 f"aligned={self.aligned}")
+
+    def reference_forward(self, features, rois):
+        """torchvision's roi_align in plain loops, float64 (:func:`.references.roi_align`)."""
+        return references.roi_align(features, rois, self.output_size, self.spatial_scale,
+                                    self.sampling_ratio, self.aligned)
 
 
 def boxes_to_rois(boxes):

@@ -20,6 +20,7 @@ from minicnn_detection import (
     train_detector,
     train_localizer,
 )
+from minicnn_detection.persist import combined_graph
 from minicnn_detection.training import cpu_threads
 
 
@@ -64,9 +65,12 @@ def test_detections_have_the_documented_form(trained):
 def test_save_and_load_give_the_same_detections(trained, tmp_path):
     det, _, val = trained
     path = save_detector(det, tmp_path / "detector.mcnn")
-    assert path.exists() and (tmp_path / "detector.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["detector.mcnn"]   # one file
+    stored = minicnn.io.read_metadata(path)["minicnn_detection"]
+    assert stored["version"] == 1 and stored["config"]["num_classes"] == 1
+    assert stored["config"]["anchor_ratios"] == list(det.config.anchor_ratios)
     again = load_detector(tmp_path)
-    assert again.config == det.config
+    assert again.config == det.config and again is not det
     x, _ = val.get_batch(np.arange(4))
     with cpu_threads(1):
         a, b = det.detect(x), again.detect(x)
@@ -75,9 +79,32 @@ def test_save_and_load_give_the_same_detections(trained, tmp_path):
         np.testing.assert_array_equal(da["labels"], db["labels"])
     graph = minicnn.load(str(path))           # plain minicnn reads the graph
     assert [n.name for n in graph.nodes] == ["backbone", "rpn", "head"]
-    with pytest.raises(FileNotFoundError, match="detector.json"):
-        (tmp_path / "detector.json").unlink()
-        load_detector(path)
+
+
+def test_load_detector_refuses_files_that_are_not_detectors(tmp_path):
+    minicnn.manual_seed(0)
+    det = faster_rcnn(2, widths=(4, 8, 8, 8), head_hidden=(16,), class_names=("bg", "a", "b"))
+    plain = tmp_path / "plain.mcnn"                    # the same graph, saved without settings
+    minicnn.save(combined_graph(det), plain)
+    with pytest.raises(minicnn.ModelFormatError, match="not a detector file") as info:
+        load_detector(plain)
+    assert str(plain) in str(info.value)
+    other = tmp_path / "other.mcnn"                    # a classifier, with other metadata
+    minicnn.save(minicnn.nn.Linear(2, 3), other, metadata={"classes": ["x", "y", "z"]})
+    with pytest.raises(minicnn.ModelFormatError, match="not a detector file"):
+        load_detector(other)
+    bad = tmp_path / "bad.mcnn"                        # detector settings of the wrong form
+    minicnn.save(combined_graph(det), bad,
+                 metadata={"minicnn_detection": {"version": 99, "config": {}}})
+    with pytest.raises(minicnn.ModelFormatError, match="'version' 1"):
+        load_detector(bad)
+    wrong = tmp_path / "wrong.mcnn"                    # settings on a graph that is not one
+    minicnn.save(minicnn.nn.Linear(2, 3), wrong,
+                 metadata={"minicnn_detection": {"version": 1, "config": det.config.to_dict()}})
+    with pytest.raises(minicnn.ModelFormatError, match="not a detector graph"):
+        load_detector(wrong)
+    good = save_detector(det, tmp_path / "good.mcnn")
+    assert load_detector(good).class_names == ("bg", "a", "b")
 
 
 def test_gradient_reaches_every_parameter():

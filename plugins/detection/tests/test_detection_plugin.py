@@ -97,9 +97,8 @@ def test_detect_train_then_detect(registry, tmp_path, capsys):
                  "--size", "48", "--num-classes", "2", "--output", str(out), "--threads", "1",
                  "--no-progress"])
     assert code == 0
-    for name in ("detector.mcnn", "detector.json", "curve.png", "detections.png",
-                 "history.json"):
-        assert (out / name).exists(), name
+    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "detections.png",
+                                                     "detector.mcnn", "history.json"]
     assert "validation mAP@0.5" in capsys.readouterr().out
     image = minicnn_detection.DetShapes(1, 48, num_classes=2, seed=5)[0][0]
     Image.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(tmp_path / "a.png")
@@ -109,18 +108,53 @@ def test_detect_train_then_detect(registry, tmp_path, capsys):
     assert "object(s)" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--model"):
         main(["detect", str(tmp_path / "a.png")])
+    minicnn.save(minicnn.nn.Linear(2, 2), tmp_path / "plain.mcnn")
+    code = main(["detect", str(tmp_path / "a.png"), "--model", str(tmp_path / "plain.mcnn")])
+    assert code == 1 and "not a detector file" in capsys.readouterr().err
 
 
-def test_the_roi_layers_pass_the_conformance_suite(registry):
-    """What ``minicnn check-plugin detection`` runs: shapes, float64 gradcheck, layout, repeat,
-    state round trips and the declared bad inputs for RoIPool and RoIAlign (their forward against
-    slow references is in test_detection_roi.py; cuda parity runs when a device is there)."""
+def test_the_roi_layers_pass_every_conformance_check_on_the_cpu(registry):
+    """What ``minicnn check-plugin detection`` runs: the float32 forward against the float64 loops
+    of :mod:`minicnn_detection.references` (torchvision's CPU kernels transcribed), float64
+    gradcheck, layout, repeat, state round trips and the declared refusals (hyper-parameters,
+    ranks, a batch index outside the batch, a NaN coordinate) for RoIPool and RoIAlign. Every
+    column passes in full; the cuda column is test_detection_roi_cuda.py's (simulator)."""
     from minicnn import conformance
-    report = conformance.check_plugin("detection", registry)
+    report = conformance.check_plugin("detection", registry, devices=())
     assert sorted(r.type_name for r in report.layers) == ["RoIAlign", "RoIPool"]
+    cases = {"RoIAlign": "12 (class)", "RoIPool": "9 (class)"}
     for layer in report.layers:
-        assert layer.cases_from == "6 (class)"
+        assert layer.cases_from == cases[layer.type_name]
         assert layer.failed == [], report.format()
-        assert set(layer.not_checked) <= {"forward", "cuda"}, report.format()
-        for check in ("shapes", "gradcheck", "layout", "repeat", "state", "errors"):
-            assert layer.status(check) == conformance.PASS, (check, report.format())
+        for check in conformance.CHECKS[:-1]:
+            assert layer.status(check) == conformance.PASS and not layer.partial(check), \
+                (layer.type_name, check, report.format(verbose=True))
+        assert layer.status("cuda") == conformance.SKIP
+
+
+def test_the_forward_check_catches_a_kernel_that_disagrees_with_the_reference(registry):
+    """The reference is really compared: a RoIAlign whose reference samples one cell off fails
+    the forward column (and only that one)."""
+    from minicnn import conformance
+
+    from minicnn_detection import references
+
+    def shifted(layer, features, rois):
+        moved = rois.copy()
+        moved[:, 1:] += 1.0 / layer.spatial_scale
+        return references.roi_align(features, moved, layer.output_size, layer.spatial_scale,
+                                    layer.sampling_ratio, layer.aligned)
+
+    report = conformance.check_layer("RoIAlign", registry, reference=shifted, devices=())
+    assert report.failed == ["forward"], report.results
+    assert "RoIAlign output 0" in report.details("forward")[0]
+
+
+def test_check_plugin_finds_the_plugin_by_its_package_name(registry):
+    """``minicnn check-plugin minicnn_detection`` (the package, not its ``.plugin`` module): the
+    registered plugin, or, where it is not registered, its plugin module."""
+    from minicnn import conformance
+    assert conformance.resolve_plugin("minicnn_detection", registry) == "detection"
+    fresh = Registry(load_entry_points=False)
+    assert conformance.resolve_plugin("minicnn_detection", fresh) == "minicnn_detection.plugin"
+    assert fresh.layers["RoIAlign"] == (minicnn_detection.RoIAlign, "minicnn_detection.plugin")

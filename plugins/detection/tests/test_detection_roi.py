@@ -1,13 +1,14 @@
 """RoIPool and RoIAlign: forward and backward against torchvision-faithful loop references
-(detection_reference.py), float64 gradchecks, bad input, layouts, determinism, degenerate boxes."""
+(:mod:`minicnn_detection.references`, which the layers' ``reference_forward`` uses too), float64
+gradchecks, bad input, layouts, determinism, degenerate boxes."""
 
-import detection_reference as ref
 import numba
 import numpy as np
 import pytest
 from minicnn import ConfigError, InputError, ShapeError, testing
 
 from minicnn_detection import RoIAlign, RoIPool, roi_align, roi_pool
+from minicnn_detection import references as ref
 from minicnn_detection.plugin import ensure_registered
 
 ensure_registered()

@@ -102,6 +102,17 @@ def test_the_device_hook_registers_the_cuda_kernels():
     assert registry.devices_for("RoIAlign") == ["cpu", "cuda"]
 
 
+def test_the_roi_layers_pass_every_conformance_check_on_the_device():
+    """``NUMBA_ENABLE_CUDASIM=1 minicnn check-plugin detection``: every column, the cuda parity
+    included, passes in full (strict) with the small launches of this module."""
+    from minicnn import conformance
+    from minicnn.registry import get_registry
+    report = conformance.check_plugin("detection", get_registry())
+    assert sorted(r.type_name for r in report.layers) == ["RoIAlign", "RoIPool"]
+    report.assert_ok(strict=True)
+    assert all(layer.devices == ("cpu", "cuda") for layer in report.layers), report.format()
+
+
 def _check(layer, x, rois):
     if isinstance(layer, RoIPool):
         tol = (0.0, 0.0)         # the same maxima, the same gradient sums in the same order

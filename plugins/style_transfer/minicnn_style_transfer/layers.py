@@ -15,10 +15,17 @@ The losses output a scalar; ``reduction="sum"`` (the default here, as in the pap
 of a batch, ``"mean"`` divides by the batch size (by the number of elements for the content and
 total-variation losses, like PyTorch's mean). Kernels: :mod:`.layers_cpu` (a ``layers_cuda.py``
 twin registers itself the same way when present).
+
+Every class also describes itself to ``minicnn check-plugin style_transfer`` (the conformance
+suite): ``conformance_cases()`` (configurations on tiny inputs, and inputs and hyper-parameters
+that must be refused) and ``reference_forward`` (the slow float64 loops of :mod:`.references`,
+which share no code with the kernels).
 """
 
 import numpy as np
-from minicnn import ConfigError, Layer, Loss, ShapeError
+from minicnn import ConfigError, Layer, Loss, ShapeError, testing
+
+from . import references
 
 STYLE_NORMS = ("gatys", "course", "mean", "none")
 
@@ -81,6 +88,24 @@ class GramMatrix(Layer):
     def extra_repr(self):
         return "normalize=True" if self.normalize else ""
 
+    # -- what ``minicnn check-plugin style_transfer`` uses ----------------------------------------
+
+    @classmethod
+    def conformance_cases(cls):
+        """Both normalisations (C = 10 spans two row blocks of the kernels), and refusals."""
+        return [
+            {"shapes": [(2, 3, 4, 5)]},
+            {"kwargs": {"normalize": True}, "shapes": [(1, 10, 2, 3)]},
+            {"kwargs": {"normalize": "yes"}, "raises": "ConfigError",
+             "match": "normalize must be True or False"},
+            {"shapes": [(2, 3, 4)], "raises": "ShapeError", "match": r"4 axes \(N, C, H, W\)"},
+            {"shapes": [(1, 2, 3, 4, 5)], "raises": "ShapeError", "match": "feature maps"},
+        ]
+
+    def reference_forward(self, x):
+        """``sum_ij x[n, k, i, j] x[n, k', i, j]`` in plain loops, float64."""
+        return references.gram(x, self.normalize)
+
 
 class StyleLoss(Loss):
     """``s sum_kk' (G[k, k'] - T[k, k'])^2`` per sample, with ``G = F F^T`` the Gram matrix of the
@@ -120,6 +145,46 @@ class StyleLoss(Loss):
     def extra_repr(self):
         return f"norm={self.norm!r}, reduction={self.reduction!r}"
 
+    # -- what ``minicnn check-plugin style_transfer`` uses ----------------------------------------
+
+    @classmethod
+    def conformance_cases(cls):
+        """Features and a target Gram matrix near their own (see :func:`_style_inputs`), with two
+        normalisers and both reductions; refused: unknown ``norm`` / ``reduction``, a target of
+        another channel count or batch size, features that are not (N, C, H, W)."""
+        return [
+            {"inputs": _style_inputs((2, 3, 4, 5)), "atol": 1e-9, "rtol": 1e-4,
+             "label": "() on (2, 3, 4, 5), target (2, 3, 3)"},
+            {"kwargs": {"norm": "none", "reduction": "mean"}, "inputs": _style_inputs((1, 4, 3, 2)),
+             "label": "(norm='none', reduction='mean') on (1, 4, 3, 2), target (1, 4, 4)"},
+            {"kwargs": {"norm": "frobenius"}, "raises": "ConfigError",
+             "match": "norm must be one of"},
+            {"kwargs": {"reduction": "max"}, "raises": "ConfigError",
+             "match": "reduction must be 'mean' or 'sum'"},
+            {"shapes": [(2, 3, 4, 5), (2, 4, 4)], "raises": "ShapeError",
+             "match": r"expected target shape \(2, 3, 3\), received target shape \(2, 4, 4\)"},
+            {"shapes": [(2, 3, 4, 5), (1, 3, 3)], "raises": "ShapeError",
+             "match": r"received target shape \(1, 3, 3\)"},
+            {"shapes": [(2, 3, 4), (2, 3, 3)], "raises": "ShapeError", "match": "4 axes"},
+        ]
+
+    def reference_forward(self, x, target):
+        """The normaliser written out per name and the squared differences summed in loops."""
+        return references.style_loss(x, target, self.norm, self.reduction)
+
+
+def _style_inputs(shape):
+    """``inputs(seed)`` of a StyleLoss case: tie-free features ``(N, C, H, W)`` and a target near
+    their own Gram matrices (each entry scaled by 0.5..1.5, plus noise: not symmetric, so that the
+    backward's ``D + D^T`` is exercised), in float32."""
+    def make(seed):
+        x = testing.tie_free(shape, seed=seed)
+        rng = np.random.default_rng(seed + 1)
+        g = references.gram(x)
+        target = g * rng.uniform(0.5, 1.5, g.shape) + 0.1 * rng.standard_normal(g.shape)
+        return [x, target.astype(x.dtype)]
+    return make
+
 
 class ContentLoss(Loss):
     """``1/2 sum (x - t)^2`` over every element (``reduction="mean"``: ``1/2`` times the mean), the
@@ -141,6 +206,27 @@ class ContentLoss(Loss):
 
     def flops(self, in_shapes, out_shapes):
         return 3 * int(np.prod(in_shapes[0]))
+
+    # -- what ``minicnn check-plugin style_transfer`` uses ----------------------------------------
+
+    @classmethod
+    def conformance_cases(cls):
+        """Feature maps and a plain matrix (any shape), both reductions; refused: an unknown
+        reduction, a target of another shape."""
+        return [
+            {"shapes": [(2, 3, 4, 5), (2, 3, 4, 5)]},
+            {"kwargs": {"reduction": "mean"}, "shapes": [(3, 7), (3, 7)]},
+            {"kwargs": {"reduction": "none"}, "raises": "ConfigError",
+             "match": "reduction must be 'mean' or 'sum'"},
+            {"shapes": [(2, 3, 4, 5), (2, 3, 4, 4)], "raises": "ShapeError",
+             "match": r"expected target shape \(2, 3, 4, 5\), received target shape "
+                      r"\(2, 3, 4, 4\)"},
+            {"shapes": [(3, 7), (7, 3)], "raises": "ShapeError", "match": "target shape"},
+        ]
+
+    def reference_forward(self, x, target):
+        """``1/2 (x - t)^2`` summed element by element."""
+        return references.content_loss(x, target, self.reduction)
 
 
 class TotalVariationLoss(Loss):
@@ -177,6 +263,27 @@ class TotalVariationLoss(Loss):
 
     def extra_repr(self):
         return f"power={self.power}, reduction={self.reduction!r}"
+
+    # -- what ``minicnn check-plugin style_transfer`` uses ----------------------------------------
+
+    @classmethod
+    def conformance_cases(cls):
+        """Both powers and reductions (a width-1 image has no horizontal neighbours); refused: a
+        power other than 1 or 2, an unknown reduction, images that are not (N, C, H, W)."""
+        return [
+            {"shapes": [(2, 3, 4, 5)]},
+            {"kwargs": {"power": 1, "reduction": "mean"}, "shapes": [(1, 2, 3, 4)]},
+            {"kwargs": {"power": 1}, "shapes": [(2, 2, 5, 1)]},
+            {"kwargs": {"power": 3}, "raises": "ConfigError", "match": "power must be 1 or 2"},
+            {"kwargs": {"power": True}, "raises": "ConfigError", "match": "power must be 1 or 2"},
+            {"kwargs": {"reduction": "none"}, "raises": "ConfigError",
+             "match": "reduction must be 'mean' or 'sum'"},
+            {"shapes": [(3, 4, 5)], "raises": "ShapeError", "match": "4 axes"},
+        ]
+
+    def reference_forward(self, x):
+        """Differences of neighbouring pixels, one by one, to the power ``p``."""
+        return references.total_variation(x, self.power, self.reduction)
 
 
 LAYERS = [GramMatrix]

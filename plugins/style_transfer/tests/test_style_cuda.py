@@ -100,6 +100,17 @@ def test_the_device_hook_registers_the_cuda_kernels():
         assert registry.devices_for(kernel.layer) == ["cpu", "cuda"]
 
 
+def test_every_layer_passes_every_conformance_check_on_the_device():
+    """``NUMBA_ENABLE_CUDASIM=1 minicnn check-plugin style_transfer``: every column, the cuda
+    parity included, passes in full (strict) with the small launches of this module."""
+    from minicnn import conformance
+    from minicnn.registry import get_registry
+    report = conformance.check_plugin("style_transfer", get_registry())
+    assert len(report.layers) == 4
+    report.assert_ok(strict=True)
+    assert all(layer.devices == ("cpu", "cuda") for layer in report.layers), report.format()
+
+
 def _cases(dtype):
     x = testing.tie_free((2, 3, 3, 4), seed=1, dtype=dtype)
     t = (10 * testing.tie_free((2, 3, 3), seed=2, dtype=dtype)).astype(dtype)

@@ -1,10 +1,10 @@
 """GramMatrix, StyleLoss, ContentLoss, TotalVariationLoss: loop references, float64 gradchecks,
-bad inputs, layouts, functional forms, determinism."""
+bad inputs, layouts, functional forms, determinism. The loop references are
+:mod:`minicnn_style_transfer.references` (the layers' ``reference_forward`` uses them too)."""
 
 import numba
 import numpy as np
 import pytest
-import style_reference as ref
 from minicnn import ConfigError, ShapeError, testing
 
 from minicnn_style_transfer import (
@@ -18,6 +18,7 @@ from minicnn_style_transfer import (
     style_scale,
     total_variation_loss,
 )
+from minicnn_style_transfer import references as ref
 
 # C = 20 spans three row blocks of the Gram kernels (8, 8 and 4 rows)
 FEATURE_SHAPES = [(1, 3, 4, 5), (2, 5, 3, 3), (2, 20, 3, 2)]

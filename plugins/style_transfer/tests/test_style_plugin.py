@@ -93,3 +93,31 @@ def test_loaded_from_the_entry_point(tmp_path):
     for option in ("--size", "--iterations", "--weights", "--style-layers", "--optimizer",
                    "--device", "--snapshot-every", "--scales", "--dry-run"):
         assert option in helped.stdout
+
+
+def test_every_layer_passes_every_conformance_check_on_the_cpu(registry):
+    """What ``minicnn check-plugin style_transfer`` runs, on each layer's own cases: the float32
+    forward against the float64 loops of :mod:`minicnn_style_transfer.references`, gradcheck,
+    layout, repeat, state, and the declared refusals (bad hyper-parameters, ranks, targets).
+    Every column passes in full; the cuda column is test_style_cuda.py's (simulator)."""
+    from minicnn import conformance
+    report = conformance.check_plugin("style_transfer", registry, devices=())
+    assert sorted(r.type_name for r in report.layers) == sorted(LAYERS)
+    for layer in report.layers:
+        assert layer.cases_from.endswith(" (class)"), report.format()
+        assert layer.failed == [], report.format()
+        for check in conformance.CHECKS[:-1]:
+            assert layer.status(check) == conformance.PASS and not layer.partial(check), \
+                (layer.type_name, check, report.format(verbose=True))
+        assert layer.status("cuda") == conformance.SKIP
+
+
+def test_check_plugin_finds_the_plugin_by_its_package_name(registry):
+    """``minicnn check-plugin minicnn_style_transfer`` (the package, not its ``.plugin``
+    module): the registered plugin, or, where it is not registered, its plugin module."""
+    from minicnn import conformance
+    assert conformance.resolve_plugin("minicnn_style_transfer", registry) == "style_transfer"
+    fresh = Registry(load_entry_points=False)
+    name = conformance.resolve_plugin("minicnn_style_transfer", fresh)
+    assert name == "minicnn_style_transfer.plugin"
+    assert all(fresh.layers[t][1] == name for t in LAYERS)

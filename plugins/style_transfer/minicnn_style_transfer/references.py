@@ -1,6 +1,10 @@
 """Slow loop oracles of the style-transfer layers, in float64, written from the formulas and
 sharing no code with the kernels. The features of one sample are indexed ``a[i, j, k]`` (row,
-column, channel) as in the course notes, read from NCHW arrays as ``x[n, k, i, j]``."""
+column, channel) as in the course notes, read from NCHW arrays as ``x[n, k, i, j]``.
+
+They ship with the package because the layers' ``reference_forward`` (what ``minicnn
+check-plugin style_transfer`` compares the kernels with) calls them; the plugin's tests use them
+too (``from minicnn_style_transfer import references``)."""
 
 import numpy as np
 
