@@ -97,6 +97,8 @@ class Plan:
                                                                dtype).items():
                 step.ws[key] = wdev.empty(shape, wdtype)
         self.values = None          # the arrays of the last forward pass
+        self.grads = None           # value -> gradient array of the last backward pass
+        self.grad_required = None   # value -> whether the last backward needed its gradient
         self.grad_buffers = {}      # value -> gradient buffer, allocated at first backward
         self.scratch = {}           # (step index, input slot) -> buffer for a second writer
         self.param_scratch = {}     # id(param) -> buffer for a layer used at several nodes
@@ -208,6 +210,7 @@ class Plan:
                 dev.add_into(grad[v], buf)
             for param, buf in param_pending:
                 get_device(device_of(buf)).add_into(param.grad, buf)
+        self.grads, self.grad_required = grad, req
         if not input_grad:
             return None
         return [grad.get(v) for v in self.in_values]
@@ -414,6 +417,26 @@ class Executor:
         if step is None:
             raise KeyError(f"no node named {name!r}; nodes: {list(plan.by_name)}")
         outs = [to_numpy(plan.values[v]).copy() for v in step.outs]
+        return outs[0] if len(outs) == 1 else outs
+
+    def gradient(self, name):
+        """The gradient of the last backward pass with respect to node ``name``'s output(s)."""
+        plan = self._last
+        if plan is None or plan.grads is None:
+            raise RuntimeError("no backward pass has run yet")
+        step = plan.by_name.get(name)
+        if step is None:
+            raise KeyError(f"no node named {name!r}; nodes: {list(plan.by_name)}")
+        outs = []
+        for v in step.outs:
+            if not plan.grad_required[v]:
+                raise RuntimeError(
+                    f"node '{name}' ({step.layer.type_name}) got no gradient in the last backward "
+                    f"pass: nothing before it needed one (its layers are frozen and the input "
+                    f"gradient was not asked for); call backward(..., input_grad=True)")
+            g = plan.grads.get(v)
+            outs.append(np.zeros(plan.shapes[v], plan.dtype) if g is None   # no path to a loss
+                        else to_numpy(g).copy())
         return outs[0] if len(outs) == 1 else outs
 
     def plan(self, input_shapes, dtype=None, kinds=None):

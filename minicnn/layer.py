@@ -395,6 +395,14 @@ class Module:
         """The value a node produced in the last forward pass (a feature tap), by node name."""
         return self._get_executor().activation(name)
 
+    def gradient(self, name):
+        """The gradient of the last backward pass with respect to the value node ``name``
+        produced (its output: a list for several), as a fresh numpy array: what Grad-CAM and
+        feature visualisations need, like PyTorch's ``retain_grad``. Zeros where the output does
+        not reach the loss. A RuntimeError when that backward did not need it: all layers before
+        the node frozen and ``input_grad=False``."""
+        return self._get_executor().gradient(name)
+
     def _get_executor(self, device=None):
         """The executor of the last call (``device=None``: backward, taps), or one for
         ``device``."""

@@ -1,6 +1,7 @@
 """Activation fusion (``minicnn/fusion.py``) on numba's CUDA simulator: which pairs fuse, that the
-fused plan gives the same bits as the unfused one (outputs, taps, input and parameter gradients),
-that the activation's own kernel is no longer launched, and the cases that must not fuse."""
+fused plan gives the same bits as the unfused one (outputs, taps, gradients at nodes, inputs and
+parameters), that the activation's own kernel is no longer launched, and the cases that must not
+fuse."""
 
 import copy
 
@@ -43,7 +44,9 @@ def _run(model, x, fuse, taps=()):
         tapped = [model.activation(name) for name in taps]
         gx = model.backward(gys if len(gys) > 1 else gys[0])
         plan = model._get_executor()._last
+        node_grads = [model.gradient(name) for name in taps]
         return {"outs": [to_numpy(o) for o in outs], "taps": tapped, "gx": to_numpy(gx),
+                "node_grads": node_grads,
                 "grads": {n: to_numpy(p.grad) for n, p in model.named_parameters()},
                 "fused": plan.fused}
     finally:
@@ -51,7 +54,7 @@ def _run(model, x, fuse, taps=()):
 
 
 def _assert_same(a, b):
-    for key in ("outs", "taps"):
+    for key in ("outs", "taps", "node_grads"):
         for u, v in zip(a[key], b[key], strict=True):
             assert np.array_equal(u, v), key
     assert np.array_equal(a["gx"], b["gx"])

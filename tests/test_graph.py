@@ -63,6 +63,43 @@ def test_taps_and_sub_models_share_layers():
         model.activation("nope")
 
 
+def test_gradient_at_a_node_is_the_chain_rule_up_to_it():
+    minicnn.manual_seed(6)
+    model = _residual_mlp()
+    x = testing.tie_free((3, 4), seed=6).astype(np.float64)
+    model = model.astype(np.float64)
+    model(x)
+    g1, g2 = testing.tie_free((3, 3), seed=7), testing.tie_free((3, 4), seed=8)
+    model.backward([g1, g2])
+    w1, b1 = model["fc1"].weight.data, model["fc1"].bias.data
+    w2 = model["head"].weight.data
+    h = np.tanh(x @ w1.T + b1)
+    s = 1 / (1 + np.exp(-h))
+    g_skip = g1 @ w2                                     # head's input
+    g_h = g_skip + g2 * s * (1 - s)                      # fan-out: skip and aux add up
+    np.testing.assert_allclose(model.gradient("skip"), g_skip, rtol=1e-10)
+    np.testing.assert_allclose(model.gradient("act1"), g_h, rtol=1e-10)
+    np.testing.assert_allclose(model.gradient("fc1"), g_h * (1 - h * h), rtol=1e-10)
+    np.testing.assert_allclose(model.gradient("head"), g1)   # an output: what was passed in
+    with pytest.raises(KeyError, match="no node named 'nope'"):
+        model.gradient("nope")
+
+
+def test_gradient_at_a_node_needs_a_backward_that_reached_it():
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    x = testing.tie_free((3, 4), seed=9)
+    model(x)
+    with pytest.raises(RuntimeError, match="no backward pass"):
+        model.gradient("1")
+    model.freeze()
+    model.backward(np.ones((3, 2), np.float32), input_grad=False)
+    with pytest.raises(RuntimeError, match=r"node '1' \(ReLU\) got no gradient.*input_grad=True"):
+        model.gradient("1")
+    model.backward(np.ones((3, 2), np.float32), input_grad=True)    # frozen: still reaches it
+    np.testing.assert_allclose(model.gradient("1"), np.ones((3, 2)) @ model[2].weight.data,
+                               rtol=1e-6)
+
+
 def test_input_gradient_and_frozen_subgraph():
     minicnn.manual_seed(5)
     model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))

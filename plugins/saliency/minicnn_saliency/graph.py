@@ -3,7 +3,7 @@ node, and the gradient of a class score at any node.
 
 Everything goes through minicnn's public API: ``Module.named_children``, ``Model.inputs`` /
 ``nodes`` / ``outputs`` / ``node(name)``, calling layers on symbols, ``Model.activation`` and
-``Module.backward(..., input_grad=True)``.
+``Module.backward(..., input_grad=True)`` and ``Module.gradient``.
 
 **The flat view.** :func:`trace` calls every leaf layer of a model (Sequential and Model
 containers nested to any depth) on symbols again, naming each node with its dotted path
@@ -11,17 +11,16 @@ containers nested to any depth) on symbols again, naming each node with its dott
 the names ``model.activation(name)`` takes. The flat :class:`minicnn.Model` shares the original's
 layers (and so its weights and train/eval flags) and can be cut anywhere.
 
-**The gradient at a node.** The executor returns gradients with respect to a model's inputs only,
-so :func:`gradient_at` cuts the flat graph: the head ``Model(node, score)`` takes the node's value
-as its input, and ``head.backward(onehot, input_grad=True)`` gives d score / d node. When some
-path reaches the score without passing through the node (a skip connection around it), the head
-takes the image too, ``Model([image, node], score)``, and the gradient is the partial derivative
-with respect to the node's value, the one Grad-CAM needs.
+**The gradient at a node.** :func:`gradient_at` runs the flat model, reads the node's value with
+``activation(node)``, back-propagates the one-hot class scores with ``backward(onehot,
+input_grad=True)`` (parameters frozen meanwhile, so no ``Param.grad`` is touched) and reads d score
+/ d node with ``gradient(node)``: the partial derivative with respect to the node's value that
+Grad-CAM needs, paths around the node (skip connections) included in the score but not in it.
 """
 
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import minicnn
 import numpy as np
@@ -52,7 +51,6 @@ class FlatGraph:
     nodes: list
     shapes: dict
     softmax: str | None = None
-    heads: dict = field(default_factory=dict)     # node name -> (head model, takes_image)
 
     def node(self, name):
         for node in self.nodes:
@@ -306,19 +304,6 @@ def one_hot(shape, classes, dtype):
     return g
 
 
-def head_model(graph, layer):
-    """``(head, takes_image)``: the graph from node ``layer`` to the scores, and whether it needs
-    the image as a first input too (a path that goes around the node)."""
-    if layer not in graph.heads:
-        symbol = graph.model.node(layer)
-        try:
-            head, takes_image = minicnn.Model(symbol, graph.score), False
-        except ValueError:
-            head, takes_image = minicnn.Model([graph.input, symbol], graph.score), True
-        graph.heads[layer] = _on_device(head, graph.model.device), takes_image
-    return graph.heads[layer]
-
-
 def resolve_classes(target, scores):
     """The class explained for each sample: ``target`` None (each sample's top class), an int
     (the same for all) or one int per sample. Int64 array (N,)."""
@@ -345,8 +330,5 @@ def gradient_at(graph, x, layer, target=None):
     scores = minicnn.to_numpy(graph.model(x))
     classes = resolve_classes(target, scores)
     value = graph.model.activation(layer)
-    head, takes_image = head_model(graph, layer)
-    head([x, value] if takes_image else value)
-    grads = head.backward(one_hot(scores.shape, classes, scores.dtype))
-    grad = minicnn.to_numpy(grads[1] if takes_image else grads)
-    return value, grad, scores, classes
+    graph.model.backward(one_hot(scores.shape, classes, scores.dtype), input_grad=True)
+    return value, graph.model.gradient(layer), scores, classes
