@@ -13,8 +13,11 @@ the benchmarks run from a checkout without installing it.
 * ``RoIOpsCUDA``: ``RoIOps`` on the ``"cuda"`` device (the CUDA kernels of ``roi_cuda.py``),
   inputs already on the device, synchronised after each call. Its setup raises
   NotImplementedError (asv: skipped) without a GPU, and on numba's simulator (far too slow to
-  time). The whole detector has no GPU benchmark: its numpy target and loss code takes host
-  arrays (see the plugin README).
+  time).
+* ``DetectionStepCUDA``: ``DetectionStep`` with the detector moved by ``to("cuda")``: the networks
+  run on the GPU; anchor and ROI targets, NMS and the losses stay numpy code on the host and take
+  the device outputs through ``to_numpy`` (see the plugin README), so this measures the mix a
+  user gets. Skipped like ``RoIOpsCUDA``.
 """
 
 import sys
@@ -162,3 +165,13 @@ class DetectionStep:
         return rate(lambda: self.detector.detect(self.x), 8)
 
     track_detect_images_per_s.unit = "images/s"
+
+
+class DetectionStepCUDA(DetectionStep):
+    def setup(self):
+        cuda_device_or_skip()
+        minicnn.manual_seed(0)
+        self.detector = faster_rcnn(3).to("cuda")
+        self.x, self.targets = DetShapes(8, 64, seed=0).get_batch(np.arange(8))
+        self.detector.forward_backward(self.x, self.targets)   # compile, allocate
+        self.detector.detect(self.x)
