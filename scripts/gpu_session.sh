@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Every real-GPU run the open issues still owe, grouped so that each group fits one call of the
+# device tool (10 minutes). Run from the repository root on the GPU machine, without installing:
+#
+#   bash scripts/gpu_session.sh check      # scripts/gpu_check.py: parity, gradchecks, training, conv table
+#   bash scripts/gpu_session.sh tests      # the CUDA test modules, unsimulated (MINICNN_TEST_REAL_GPU=1)
+#   bash scripts/gpu_session.sh compare    # scripts/compare_torch.py --device cuda --cpu-baseline
+#   bash scripts/gpu_session.sh bench      # the GPU asv benchmarks (run directly) and host overhead
+#   bash scripts/gpu_session.sh plugins    # check-plugin --strict on the GPU; style transfer vs PyTorch
+#
+# Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu-logs); its exit code,
+# time and last lines are printed. numba's cache stays in the checkout, so a later group on the
+# same (warm) machine does not compile again.
+set -u
+OUT=${OUT:-gpu-logs}
+mkdir -p "$OUT"
+export PYTHONPATH=".:plugins/detection:plugins/style_transfer:plugins/template:plugins/saliency:plugins/segmentation${PYTHONPATH:+:$PYTHONPATH}"
+export MINICNN_DISABLE_PLUGIN_AUTOLOAD=1   # plugins come from PYTHONPATH, registered by name
+
+run() {   # run NAME SECONDS COMMAND...
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name: $*"
+    local start=$SECONDS
+    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "   exit $rc after $((SECONDS - start)) s (log: $OUT/$name.log)"
+    tail -n "${TAIL:-30}" "$OUT/$name.log"
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
+python3 -c "import numba, numpy; print('numba', numba.__version__, 'numpy', numpy.__version__)"
+
+case "${1:-}" in
+check)
+    run gpu_check 570 python3 scripts/gpu_check.py
+    ;;
+tests)
+    run pytest_real_gpu 570 env MINICNN_TEST_REAL_GPU=1 python3 -m pytest -q -p no:cacheprovider \
+        tests/test_cuda_device.py tests/test_cuda_layers.py tests/test_cuda_optim.py \
+        tests/test_cuda_tiled.py tests/test_cuda_fusion.py tests/test_cuda_ptx.py \
+        plugins/detection/tests/test_detection_roi_cuda.py \
+        plugins/style_transfer/tests/test_style_cuda.py plugins/template/tests
+    ;;
+compare)
+    TAIL=60 run compare_torch 570 python3 scripts/compare_torch.py --device cuda --cpu-baseline
+    ;;
+bench)
+    TAIL=40 run bench_cuda 240 python3 scripts/run_benchmarks.py bench_cuda
+    TAIL=20 run bench_plugins_cuda 200 python3 scripts/run_benchmarks.py bench_detection CUDA
+    TAIL=20 run bench_style_cuda 120 python3 scripts/run_benchmarks.py bench_style_transfer CUDA
+    TAIL=20 run bench_training 200 python3 scripts/run_benchmarks.py bench_training TrainingStep
+    run host_overhead 60 python3 scripts/cuda_host_overhead.py --compare-fusion --batch 256
+    ;;
+plugins)
+    for plugin in minicnn_swish minicnn_detection minicnn_style_transfer; do
+        run "check_plugin_$plugin" 120 python3 -m minicnn check-plugin --strict "$plugin"
+    done
+    if [ -f plugins/style_transfer/examples/compare_torch_tutorial.py ]; then
+        TAIL=40 run style_vs_torch 300 python3 plugins/style_transfer/examples/compare_torch_tutorial.py \
+            --device cuda --size 256 --iterations 300 --out "$OUT/style"
+    fi
+    ;;
+*)
+    sed -n '2,13p' "$0"
+    exit 2
+    ;;
+esac
