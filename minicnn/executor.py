@@ -409,24 +409,25 @@ class Executor:
             prepared.append(self.dev.asarray(g))
         return plan.backward(prepared, input_grad)
 
-    def activation(self, name):
+    def _node(self, name, ran, what):
+        """The last plan and its step called ``name``, once a pass of ``what`` has run."""
         plan = self._last
-        if plan is None or plan.values is None:
-            raise RuntimeError("no forward pass has run yet")
+        if plan is None or not ran(plan):
+            raise RuntimeError(f"no {what} pass has run yet")
         step = plan.by_name.get(name)
         if step is None:
             raise KeyError(f"no node named {name!r}; nodes: {list(plan.by_name)}")
+        return plan, step
+
+    def activation(self, name):
+        """The value node ``name`` produced in the last forward pass (fresh host copies)."""
+        plan, step = self._node(name, lambda p: p.values is not None, "forward")
         outs = [to_numpy(plan.values[v]).copy() for v in step.outs]
         return outs[0] if len(outs) == 1 else outs
 
     def gradient(self, name):
         """The gradient of the last backward pass with respect to node ``name``'s output(s)."""
-        plan = self._last
-        if plan is None or plan.grads is None:
-            raise RuntimeError("no backward pass has run yet")
-        step = plan.by_name.get(name)
-        if step is None:
-            raise KeyError(f"no node named {name!r}; nodes: {list(plan.by_name)}")
+        plan, step = self._node(name, lambda p: p.grads is not None, "backward")
         outs = []
         for v in step.outs:
             if not plan.grad_required[v]:

@@ -257,16 +257,18 @@ def read_file(path, verify=True):
 
 
 def check_minicnn(metadata, kind, path):
-    """Raise unless the metadata says this is a minicnn file of ``kind`` in a version we read."""
+    """Raise unless the metadata says this is a minicnn file of ``kind`` (None: any kind) in a
+    version we read."""
     fmt = metadata.get("format")
     if fmt != FORMAT:
-        raise ModelFormatError(f"not a minicnn {kind} file (metadata format={fmt!r}; expected "
-                               f"{FORMAT!r})", path=path)
+        what = "minicnn file" if kind is None else f"minicnn {kind} file"
+        raise ModelFormatError(f"not a {what} (metadata format={fmt!r}; expected {FORMAT!r})",
+                               path=path)
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFormatError(f"unsupported minicnn file format version {version!r} (this minicnn "
                                f"reads version {FORMAT_VERSION})", path=path)
-    if metadata.get("kind") != kind:
+    if kind is not None and metadata.get("kind") != kind:
         raise ModelFormatError(f"this is a minicnn {metadata.get('kind')!r} file, not a {kind!r} "
                                f"file", path=path)
 

@@ -21,15 +21,7 @@ import numpy as np
 from ..device import to_numpy
 from ..errors import ModelFormatError
 from . import architecture
-from .tensorfile import (
-    FORMAT,
-    FORMAT_VERSION,
-    base_metadata,
-    check_minicnn,
-    parse_json,
-    read_file,
-    write_file,
-)
+from .tensorfile import base_metadata, check_minicnn, parse_json, read_file, write_file
 
 LoadReport = namedtuple("LoadReport", ["missing", "unexpected"])
 LoadReport.__doc__ = """What ``load_weights`` found: model keys absent from the file (``missing``)
@@ -148,14 +140,7 @@ def read_metadata(path):
     """
     path = os.fspath(path)
     _, metadata = read_file(path)
-    fmt = metadata.get("format")
-    if fmt != FORMAT:
-        raise ModelFormatError(f"not a minicnn file (metadata format={fmt!r}; expected "
-                               f"{FORMAT!r}), so it holds no minicnn metadata", path=path)
-    version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ModelFormatError(f"unsupported minicnn file format version {version!r} (this minicnn "
-                               f"reads version {FORMAT_VERSION})", path=path)
+    check_minicnn(metadata, None, path)
     if METADATA_KEY not in metadata:
         return {}
     doc = parse_json(metadata[METADATA_KEY], "the metadata entry", path, allow_nan=False)
