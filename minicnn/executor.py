@@ -14,7 +14,7 @@ import numpy as np
 
 from . import fusion, structure
 from .device import device_of, get_device, to_numpy
-from .errors import InputError, KernelMissingError, NonFiniteError, ShapeError
+from .errors import ConfigError, InputError, KernelMissingError, NonFiniteError, ShapeError
 from .layer import Layer
 from .registry import get_registry
 
@@ -58,6 +58,7 @@ class GraphBuilder:
             out_shapes = layer.infer_shapes(in_shapes)
         except ShapeError as err:
             raise err.at_node(name, layer.type_name) from None
+        self._check_placement(name, layer)
         kernel = self.registry.kernel(layer.type_name, self.device)
         if kernel is None and self.device != "cpu" and getattr(layer, "_fallback", None) == "cpu":
             cpu_kernel = self.registry.kernel(layer.type_name, "cpu")
@@ -70,6 +71,18 @@ class GraphBuilder:
         step.outs = [self.new_value(s, "float", len(self.steps)) for s in out_shapes]
         self.steps.append(step)
         return step.outs
+
+
+    def _check_placement(self, name, layer):
+        """A layer's parameters and buffers must be where the plan runs (or on the host for a
+        logged CPU fallback): a layer swapped into a moved model, say, was never moved."""
+        if getattr(layer, "_fallback", None) == "cpu":
+            return
+        elsewhere = sorted(layer._array_devices() - {self.device})
+        if elsewhere:
+            raise ConfigError(f"node '{name}' ({layer.type_name}): its parameters or buffers are "
+                              f"on '{elsewhere[0]}' but the model runs on '{self.device}'; move "
+                              f"the whole model with .to('{self.device}') after changing it")
 
 
 class Plan:

@@ -36,6 +36,7 @@ class Model(Module):
         self._name_nodes()
         self.num_inputs = len(self.inputs)
         self.input_kinds = tuple(s.kind for s in self.inputs)
+        self._adopt_device()
 
     def _toposort(self):
         order, state = [], {}
@@ -138,6 +139,7 @@ class Sequential(Module):
             if not isinstance(module, Module):
                 raise TypeError(f"Sequential child {name!r} is not a minicnn module: {module!r}")
         self._children = OrderedDict(items)
+        self._adopt_device()
 
     @property
     def input_kinds(self):

@@ -262,6 +262,27 @@ class Module:
         structure.changed()
         return self
 
+    def _array_devices(self):
+        """The devices holding this tree's parameters and buffers, layers kept on the host by
+        ``to(..., fallback="cpu")`` left out."""
+        from .device import device_of
+        devices = set()
+        for _, module in self.named_modules():
+            if "_fallback" in module.__dict__:
+                continue
+            arrays = [p.data for p in module._own_params().values()]
+            arrays += [b for b in module._own_buffers().values() if b is not None]
+            devices.update(device_of(a) for a in arrays)
+        return devices
+
+    def _adopt_device(self):
+        """A container built from modules that all live on one device runs there (as a PyTorch
+        module built from CUDA modules is on CUDA); with mixed devices it stays where it is, and
+        a call says which layer is where."""
+        devices = self._array_devices()
+        if len(devices) == 1:
+            self._device = devices.pop()
+
     def _layers_without_kernel(self, device, fallback):
         """ids of the layers to keep on the CPU (``fallback="cpu"``); raises KernelMissingError
         when a layer has no kernel on ``device`` and no fallback is allowed."""
