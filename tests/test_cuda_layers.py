@@ -137,6 +137,27 @@ def test_every_cuda_kernel_has_a_case():
     assert with_cuda - built == set()
 
 
+@pytest.mark.parametrize("momentum", [None, 0.3])
+def test_batchnorm_running_statistics_over_several_steps(momentum):
+    """num_batches_tracked and the running averages after three training batches and an eval one
+    (the cumulative average reads the count the same launch sequence updates)."""
+    import copy
+
+    from minicnn import to_numpy
+    cpu = nn.BatchNorm2d(2, momentum=momentum)
+    gpu = copy.deepcopy(cpu).to("cuda")
+    for step in range(3):
+        x = _x((2, 2, 2, 3), seed=10 + step) * (step + 1)
+        np.testing.assert_allclose(to_numpy(gpu(x)), cpu(x), rtol=1e-5, atol=1e-6)
+    gpu.eval()
+    cpu.eval()
+    x = _x((2, 2, 2, 3), seed=20)
+    np.testing.assert_allclose(to_numpy(gpu(x)), cpu(x), rtol=1e-5, atol=1e-6)
+    assert int(to_numpy(gpu.num_batches_tracked)) == int(cpu.num_batches_tracked) == 3
+    np.testing.assert_allclose(to_numpy(gpu.running_mean), cpu.running_mean, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(gpu.running_var), cpu.running_var, rtol=1e-6)
+
+
 def test_max_pool_first_maximum_wins_on_ties():
     x = np.zeros((1, 1, 2, 2), np.float32)          # four equal values: the first gets it all
     layer = nn.MaxPool2d(2).to("cuda")

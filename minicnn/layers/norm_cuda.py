@@ -21,14 +21,6 @@ from .activation_cuda import NO_EPILOGUE, activate
 
 
 @cuda.jit
-def bump_count(count, flags, use_batch):
-    if cuda.grid(1) == 0:
-        if count.size > 0:
-            count[0] += 1
-        flags[0] = use_batch
-
-
-@cuda.jit
 def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_batch, channels,
                     spatial, eps, momentum, use_batch, update):
     m = n_batch * spatial
@@ -48,7 +40,9 @@ def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_b
                     acc += d * d
             var = acc / m
             if update:
-                factor = momentum if momentum >= 0.0 else 1.0 / count[0]
+                # count: batches tracked before this one (the normalising kernel, launched
+                # after this one, adds it: no thread here may see it change)
+                factor = momentum if momentum >= 0.0 else 1.0 / (count[0] + 1)
                 running_mean[c] = (1.0 - factor) * running_mean[c] + factor * mean
                 running_var[c] = (1.0 - factor) * running_var[c] + factor * (acc / (m - 1))
         else:
@@ -60,7 +54,11 @@ def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_b
 
 @cuda.jit
 def batchnorm_normalize(x, y, weight, bias, mean_ws, invstd_ws, channels, spatial, affine,
-                        op, alpha, act_out):
+                        op, alpha, act_out, count, flags, use_batch):
+    if cuda.grid(1) == 0:     # bookkeeping for the statistics kernel's successors
+        if count.size > 0:
+            count[0] += 1     # num_batches_tracked
+        flags[0] = use_batch  # what backward must differentiate
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         c = (i // spatial) % channels
         if affine:
@@ -136,7 +134,6 @@ class BatchNormCUDA(Kernel):
                              f"training, got input of shape {tuple(xs[0].shape)}")
         none = ws["none"]
         count = flat(layer.num_batches_tracked) if update else ws["nocount"]
-        launch(bump_count, 1, count, ws["flags"], int(use_batch))
         rmean = layer.running_mean if layer.track_running_stats else none
         rvar = layer.running_var if layer.track_running_stats else none
         momentum = -1.0 if layer.momentum is None else float(layer.momentum)
@@ -148,7 +145,7 @@ class BatchNormCUDA(Kernel):
         op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
         launch(batchnorm_normalize, xs[0].size, flat(xs[0]), flat(ys[0]), weight, bias,
                ws["mean"], ws["invstd"], channels, spatial, layer.affine, op, alpha,
-               flat(out) if out is not None else flat(ys[0]))
+               flat(out) if out is not None else flat(ys[0]), count, ws["flags"], int(use_batch))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         gw, gb = grads.get("weight"), grads.get("bias")
