@@ -16,6 +16,7 @@ from . import fusion, structure
 from .device import device_of, get_device, to_numpy
 from .errors import ConfigError, InputError, KernelMissingError, NonFiniteError, ShapeError
 from .layer import Layer
+from .packed import pack, packable
 from .registry import get_registry
 
 _MAX_PLANS = 4   # input signatures remembered per executor (train batch, last batch, eval batch...)
@@ -88,8 +89,9 @@ class GraphBuilder:
 class Plan:
     """Steps, value shapes and buffers for one input signature."""
 
-    def __init__(self, builder, in_values, out_values, dtype, dev):
+    def __init__(self, builder, in_values, out_values, dtype, dev, param_order=()):
         self.steps = builder.steps
+        self.param_order = param_order   # the root's parameters: the order gradients are packed in
         self.shapes = builder.shapes
         self.kinds = builder.kinds
         self.producers = builder.producers
@@ -240,10 +242,11 @@ class Plan:
             # parameters on the host)
             pdev = self.dev if device_of(param.data) == self.dev.name \
                 else get_device(device_of(param.data))
-            if param.grad is None or param.grad.shape != param.data.shape \
-                    or param.grad.dtype != param.data.dtype \
-                    or device_of(param.grad) != pdev.name:
-                param.grad = pdev.empty(param.data.shape, param.data.dtype)
+            if not _grad_fits(param, pdev):
+                if pdev is self.dev and packable(param.data):
+                    self._pack_grads()
+                if not _grad_fits(param, pdev):
+                    param.grad = pdev.empty(param.data.shape, param.data.dtype)
             if shared:   # second node of a shared layer: write aside, then accumulate
                 buf = self.param_scratch.get(id(param))
                 if buf is None:
@@ -254,6 +257,20 @@ class Plan:
             else:
                 grads[name] = param.grad
         return grads, pending
+
+    def _pack_grads(self):
+        """Give every trainable device parameter of the root that lacks a usable gradient array
+        one, packed in the parameters' order (so an optimiser updates them in one launch)."""
+        todo = [p for p in self.param_order
+                if p.requires_grad and packable(p.data) and device_of(p.data) == self.dev.name
+                and not _grad_fits(p, self.dev)]
+        by_dtype = {}
+        for param in todo:
+            by_dtype.setdefault(param.data.dtype.str, []).append(param)
+        for params in by_dtype.values():
+            views = pack(self.dev, [p.data.shape for p in params], params[0].data.dtype)
+            for param, view in zip(params, views, strict=True):
+                param.grad = view
 
     def _grad_buffer(self, v):
         buf = self.grad_buffers.get(v)
@@ -381,7 +398,8 @@ class Executor:
                         "every forward copies its inputs to the host and its outputs back, every "
                         "backward its output gradients to the host and its input gradients back; "
                         "its parameters stay on the host", name, layer.type_name, self.device)
-        return Plan(builder, in_values, out_values, np.dtype(dtype), self.dev)
+        return Plan(builder, in_values, out_values, np.dtype(dtype), self.dev,
+                    self.root.parameters())
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -507,6 +525,13 @@ class HostFallback:
 
     def __repr__(self):
         return f"<HostFallback {self.kernel!r}>"
+
+
+def _grad_fits(param, dev):
+    """Whether ``param.grad`` can receive this backward's gradient as it is."""
+    grad = param.grad
+    return (grad is not None and grad.shape == param.data.shape
+            and grad.dtype == param.data.dtype and device_of(grad) == dev.name)
 
 
 def _at_node(err, step):

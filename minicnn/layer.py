@@ -259,6 +259,9 @@ class Module:
                 module._device = dev.name
                 module.__dict__.pop("_fallback", None)
             module.__dict__.pop("_last_device", None)
+        if dev.name != "cpu":      # one buffer for all: an optimiser step is one launch
+            from .packed import pack_parameters
+            pack_parameters(self.parameters(), dev)
         structure.changed()
         return self
 

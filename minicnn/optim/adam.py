@@ -55,6 +55,29 @@ class Adam(Optimizer):
                         self.decoupled, amsgrad, group["maximize"])
 
 
+    def _update_flat(self, params, data, grad, group, ops):
+        steps = {self.state.get(p, {}).get("step") for p in params}
+        if len(steps) != 1:
+            return False                     # parameters at different steps
+        step = (steps.pop() or 0) + 1
+        amsgrad = group["amsgrad"]
+        # the moments exist for all or none (made together); max_exp_avg_sq may start later.
+        # _flat_state creates only where none has the array, so a False below leaves no trace
+        flat = {}
+        for name in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
+            flat[name] = self._flat_state(params, name)[0]
+            if flat[name] is None:
+                return False
+        for p in params:
+            self.state[p]["step"] = step
+        beta1, beta2 = group["betas"]
+        ops.adam_update(data, grad, flat["exp_avg"], flat["exp_avg_sq"],
+                        flat.get("max_exp_avg_sq"), step, group["lr"], beta1, beta2,
+                        group["eps"], group["weight_decay"], self.decoupled, amsgrad,
+                        group["maximize"])
+        return True
+
+
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``p = p * (1 - lr * weight_decay)`` before the Adam step
     (the decay is not part of the gradient, so it is not rescaled by the moments). Default

@@ -16,7 +16,9 @@ import numbers
 
 import numpy as np
 
+from ..device import device_of, get_device
 from ..layer import Param
+from ..packed import pack, pack_copies, packable, span
 
 # array type -> module implementing the updates (see updates_cpu for the contract)
 _BACKENDS = {np.ndarray: "minicnn.optim.updates_cpu"}
@@ -125,18 +127,60 @@ class Optimizer:
         """Update every trainable parameter that has a gradient; returns ``closure()`` if given."""
         loss = None if closure is None else closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if not p.requires_grad or p.grad is None:
-                    continue
+            live = [p for p in group["params"] if p.requires_grad and p.grad is not None]
+            for p in live:
                 if tuple(p.grad.shape) != tuple(p.data.shape):
                     raise ValueError(f"{type(self).__name__}: gradient of shape "
                                      f"{tuple(p.grad.shape)} for a parameter of shape "
                                      f"{tuple(p.data.shape)}")
+            if live and self._update_packed(live, group):
+                continue
+            for p in live:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = {}
                 self._update(p, p.grad, group, state, backend_for(p.data))
         return loss
+
+    def _update_packed(self, params, group):
+        """Update ``params`` with one call over their packed range (``minicnn.packed``) when
+        their data and gradients are packed alike; False (nothing done) otherwise."""
+        data = span([p.data for p in params])
+        grad = span([p.grad for p in params])
+        if data is None or grad is None or grad.dtype != data.dtype:
+            return False
+        return self._update_flat(params, data, grad, group, backend_for(data))
+
+    def _update_flat(self, params, data, grad, group, ops):
+        """The update of ``params`` given their packed ``data`` and ``grad`` ranges; False when
+        this optimiser (or this state) cannot do it in one call. Must not change any state
+        before it knows it will succeed."""
+        return False
+
+    def _flat_state(self, params, name):
+        """``(range, created)``: the packed range of state array ``name`` of ``params``, created
+        as packed zeros when none of them has it yet, and packed copies when all have it but not
+        packed (a loaded state dict); ``(None, False)`` when only some have it (nothing is
+        created then)."""
+        states = [self.state.setdefault(p, {}) for p in params]
+        arrays = [state.get(name) for state in states]
+        if any(a is None for a in arrays) and not all(a is None for a in arrays):
+            return None, False
+        flat = span(arrays) if arrays[0] is not None else None
+        if flat is not None:
+            return flat, False
+        dev = get_device(device_of(params[0].data))
+        created = arrays[0] is None
+        if created:
+            arrays = pack(dev, [p.data.shape for p in params], params[0].data.dtype)
+            dev.fill(span(arrays), 0.0)
+        elif not all(packable(a) and a.dtype == params[0].data.dtype for a in arrays):
+            return None, False
+        else:
+            arrays = pack_copies(dev, arrays)
+        for state, array in zip(states, arrays, strict=True):
+            state[name] = array
+        return span(arrays), created
 
     def _update(self, param, grad, group, state, ops):
         raise NotImplementedError

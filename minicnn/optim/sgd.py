@@ -38,3 +38,17 @@ class SGD(Optimizer):
         ops.sgd_update(param.data, grad, buf if momentum != 0 else None, group["lr"], momentum,
                        group["dampening"], group["weight_decay"], group["nesterov"],
                        group["maximize"], first)
+
+    def _update_flat(self, params, data, grad, group, ops):
+        momentum = group["momentum"]
+        buf, first = None, True
+        if momentum != 0:
+            buf, first = self._flat_state(params, "momentum_buffer")
+            if buf is None:
+                return False
+        else:
+            for p in params:
+                self.state.setdefault(p, {})
+        ops.sgd_update(data, grad, buf, group["lr"], momentum, group["dampening"],
+                       group["weight_decay"], group["nesterov"], group["maximize"], first)
+        return True
