@@ -158,6 +158,25 @@ def test_batchnorm_running_statistics_over_several_steps(momentum):
     np.testing.assert_allclose(to_numpy(gpu.running_var), cpu.running_var, rtol=1e-6)
 
 
+@pytest.mark.parametrize("frozen", ["weight", "bias"])
+def test_linear_parameter_gradients_when_one_is_frozen(frozen):
+    """Linear's weight and bias gradients share one launch; either may be skipped."""
+    import copy
+
+    from minicnn import to_numpy
+    cpu = nn.Linear(4, 3)
+    getattr(cpu, frozen).requires_grad = False
+    gpu = copy.deepcopy(cpu).to("cuda")
+    x, gy = _x((5, 4), seed=1), _x((5, 3), seed=2)
+    for layer in (cpu, gpu):
+        layer(x)
+        layer.backward(gy)
+    other = "bias" if frozen == "weight" else "weight"
+    np.testing.assert_allclose(to_numpy(getattr(gpu, other).grad), getattr(cpu, other).grad,
+                               rtol=1e-5, atol=1e-6)
+    assert getattr(gpu, frozen).grad is None
+
+
 def test_max_pool_first_maximum_wins_on_ties():
     x = np.zeros((1, 1, 2, 2), np.float32)          # four equal values: the first gets it all
     layer = nn.MaxPool2d(2).to("cuda")

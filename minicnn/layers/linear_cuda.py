@@ -51,26 +51,24 @@ def linear_backward_input(gy, w, gx, zero):
 
 
 @cuda.jit
-def linear_backward_weight(x, gy, gw, zero):
+def linear_backward_params(x, gy, gw, gb, need_w, need_b, zero):
+    """gw (thread per element) and gb (thread per output, after them) in one launch."""
     n, k = x.shape
     out = gy.shape[1]
-    for idx in range(cuda.grid(1), out * k, cuda.gridsize(1)):
-        o = idx // k
-        i = idx - o * k
+    weights = out * k if need_w else 0
+    for idx in range(cuda.grid(1), weights + (out if need_b else 0), cuda.gridsize(1)):
         acc = zero
-        for r in range(n):
-            acc += gy[r, o] * x[r, i]
-        gw[o, i] = acc
-
-
-@cuda.jit
-def linear_backward_bias(gy, gb, zero):
-    n, out = gy.shape
-    for o in range(cuda.grid(1), out, cuda.gridsize(1)):
-        acc = zero
-        for r in range(n):
-            acc += gy[r, o]
-        gb[o] = acc
+        if idx < weights:
+            o = idx // k
+            i = idx - o * k
+            for r in range(n):
+                acc += gy[r, o] * x[r, i]
+            gw[o, i] = acc
+        else:
+            o = idx - weights
+            for r in range(n):
+                acc += gy[r, o]
+            gb[o] = acc
 
 
 def _tiled(n, k, m):
@@ -119,6 +117,7 @@ class LinearCUDA(Kernel):
                 tiled.backward_data(flat(gy), flat(layer.weight.data), flat(gxs[0]), values)
             else:
                 launch(linear_backward_input, gxs[0].size, gy, layer.weight.data, gxs[0], zero)
+        gb = grads.get("bias")
         if gw is not None:
             splits = _splits(n, k, m) if big else 0
             part = ws.get("gw_part")
@@ -127,10 +126,12 @@ class LinearCUDA(Kernel):
             if splits:
                 tiled.backward_weight(flat(xs[0]), flat(gy), flat(gw),
                                       part if splits > 1 else gw, values, splits)
-            else:
-                launch(linear_backward_weight, gw.size, xs[0], gy, gw, zero)
-        if grads.get("bias") is not None:
-            launch(linear_backward_bias, grads["bias"].size, gy, grads["bias"], zero)
+                gw = None
+        if gw is not None or gb is not None:      # the direct kernels, one launch for both
+            size = (gw.size if gw is not None else 0) + (gb.size if gb is not None else 0)
+            launch(linear_backward_params, size, xs[0], gy,
+                   gw if gw is not None else layer.weight.data,
+                   gb if gb is not None else gy[0], gw is not None, gb is not None, zero)
 
 
 @hookimpl
