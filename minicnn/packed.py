@@ -39,10 +39,12 @@ def pack(dev, shapes, dtype):
 
 
 def pack_copies(dev, arrays):
-    """Packed copies of same-dtype ``dev`` arrays (their values, in order)."""
+    """Packed copies of same-dtype ``dev`` arrays (their values, in order). Copied by the
+    driver (device-to-device memcpy), not by a kernel: a large model moves in moments, also on
+    numba's simulator, which would run a copy kernel element by element in Python."""
     views = pack(dev, [tuple(a.shape) for a in arrays], arrays[0].dtype)
     for view, array in zip(views, arrays, strict=True):
-        dev.assign(view, array)
+        view.copy_to_device(array)
     return views
 
 
