@@ -1,22 +1,44 @@
-"""The ``"cuda"`` device: numba.cuda device arrays, the launch helper, and the CUDA kernel modules.
+"""The ``"cuda"`` device: numba.cuda device arrays, the launch helpers, and the CUDA kernel modules.
 
 This module is imported only when the cuda device is asked for (``get_device("cuda")``,
 ``model.to("cuda")``): ``import minicnn`` never touches CUDA. Set ``NUMBA_ENABLE_CUDASIM=1`` before
 the first import of numba.cuda to run every kernel on numba's CUDA simulator (CI does; it is slow:
 keep shapes tiny and ``set_launch(threads_per_block=8)``).
 
-Launches. Every kernel is a grid-stride loop over ``n`` work items: ``launch(kernel, n, *args)``
+Launches. Most kernels are grid-stride loops over ``n`` work items: ``launch(kernel, n, *args)``
 runs ``kernel[blocks, THREADS_PER_BLOCK](*args)`` with ``blocks = min(MAX_BLOCKS, ceil(n /
-THREADS_PER_BLOCK))``. The configured launcher is cached per (kernel, n), so a training step's
-launches do no configuration work; geometry (sizes, strides, padding) travels as one small device
-int64 array uploaded once per layer and shape (``const_array``), not as many scalar arguments
-(numba's per-argument marshalling is most of a launch's 50-85 us host cost).
+THREADS_PER_BLOCK))``. A kernel that needs a fixed grid (one block per channel with a
+shared-memory reduction, say) uses ``launch_blocks(kernel, blocks, threads, *args)``. Both keep
+the configured launcher in one cache, per (kernel, n) and per (kernel, blocks, threads), so a
+training step's launches do no configuration work; geometry (sizes, strides, padding) travels as
+one small device int64 array uploaded once per layer and shape (``const_array``), not as many
+scalar arguments (numba's per-argument marshalling is most of a launch's 50-85 us host cost).
+
+For plugin authors. A plugin's CUDA kernels use these public names instead of launchers of their
+own (``plugins/template/minicnn_swish/swish_cuda.py`` shows them all):
+
+* ``launch(kernel, n, *args)``: a grid-stride kernel over ``n`` work items (nothing when n is 0);
+* ``launch_blocks(kernel, blocks, threads, *args)``: exactly ``blocks`` blocks of ``threads``;
+* ``flat(a)``: the 1-D view of a C-contiguous device array that kernels take (cached);
+* ``const_array(values, dtype=np.int64)``: a small device table of numbers, cached by value;
+* ``zero_of(dtype)``: a typed zero scalar to start sums from (float32 sums stay float32);
+* ``set_launch(threads_per_block=None, max_blocks=None)``: the launch settings (tests shrink
+  them to force several blocks); read ``THREADS_PER_BLOCK`` and ``MAX_BLOCKS`` through this
+  module (``cuda_device.THREADS_PER_BLOCK``) at launch time, never copy them at import;
+* ``SIMULATOR``: whether numba's CUDA simulator runs the kernels; ``cuda``: numba.cuda itself.
+
+A plugin's CUDA module imports numba.cuda and this module, so it must be imported only from the
+plugin's ``minicnn_device_kernels("cuda")`` hook, never when the plugin is imported: minicnn calls
+that hook when the device is first used, after numba.cuda (or its simulator) is set up. Every
+launch is recorded in ``RECORD`` when it is a set (``tests/test_cuda_ptx.py`` compiles what it
+recorded to PTX).
 
 numpy 2.5 removed ``np.row_stack``, which numba-cuda 0.30.4 still registers an overload for when
 it first compiles a kernel; a stand-in (forwarding to ``np.vstack``) is installed before numba.cuda
 is imported, only when numpy lacks the name.
 """
 
+import functools
 import logging
 import math
 
@@ -47,14 +69,19 @@ from numba import cuda  # noqa: E402 - after the shim, on purpose
 SIMULATOR = "simulator" in getattr(cuda.device_array, "__module__", "")
 
 
-_launchers = {}
+_launchers = {}   # configured launchers: (kernel, n) grid-stride, (kernel, blocks, threads) fixed
 RECORD = None   # a set: (module, kernel name, argument types) of every launch (PTX checks)
 
 
 def set_launch(threads_per_block=None, max_blocks=None):
-    """Change the launch settings (tests: small blocks to force several); returns the old pair."""
+    """Change the launch settings (tests: small blocks to force several); returns the old pair.
+    Every configured launcher is dropped: the grid-stride ones were sized with the old settings,
+    and fixed grids computed from them (``launch_blocks(k, c, THREADS_PER_BLOCK)``) go with them."""
     global THREADS_PER_BLOCK, MAX_BLOCKS
     old = (THREADS_PER_BLOCK, MAX_BLOCKS)
+    for name, value in (("threads_per_block", threads_per_block), ("max_blocks", max_blocks)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"set_launch: {name} must be at least 1, got {value!r}")
     if threads_per_block is not None:
         THREADS_PER_BLOCK = int(threads_per_block)
     if max_blocks is not None:
@@ -64,19 +91,52 @@ def set_launch(threads_per_block=None, max_blocks=None):
 
 
 def launch(kernel, n, *args):
-    """Run a grid-stride ``kernel`` over ``n`` work items (nothing when ``n`` is 0)."""
-    if n <= 0:
-        return
-    key = (kernel, n)
+    """Run a grid-stride ``kernel`` over ``n`` work items (nothing when ``n`` is 0):
+    ``min(MAX_BLOCKS, ceil(n / THREADS_PER_BLOCK))`` blocks of ``THREADS_PER_BLOCK`` threads."""
+    if n > 0:
+        _run(kernel, (kernel, n), args)
+
+
+def launch_blocks(kernel, blocks, threads, *args):
+    """Run ``kernel`` on exactly ``blocks`` blocks of ``threads`` threads (nothing when
+    ``blocks`` is 0), for kernels whose grid means something: one block per channel, a block
+    size that a shared-memory reduction is written for. ``set_launch`` does not change it."""
+    if blocks > 0:
+        _run(kernel, (kernel, blocks, threads), args)
+
+
+def _run(kernel, key, args):
+    """The one launch path: the configured launcher from the cache (configured on a miss),
+    the signature into ``RECORD`` when recording, then the launch."""
     run = _launchers.get(key)
     if run is None:
-        blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
-        if len(_launchers) > 4096:
-            _launchers.clear()
-        run = _launchers[key] = kernel[blocks, THREADS_PER_BLOCK]
+        run = _configure(kernel, key)
     if RECORD is not None:
         RECORD.add(_signature(kernel, args))
     run(*args)
+
+
+def _configure(kernel, key):
+    if len(key) == 2:            # grid-stride over key[1] items
+        threads = THREADS_PER_BLOCK
+        blocks = max(1, min(MAX_BLOCKS, -(-key[1] // threads)))
+    else:
+        blocks, threads = int(key[1]), int(key[2])
+        if threads < 1:
+            raise ValueError(f"launch_blocks: threads must be at least 1, got {threads}")
+    run = kernel[blocks, threads]
+    if SIMULATOR:
+        # the simulator's kernel[...] configures the kernel object itself and returns it: a
+        # launcher kept as it is would run with whichever grid that kernel was given last
+        run = functools.partial(_configured_on_call, kernel, blocks, threads)
+    if len(_launchers) > 4096:
+        _launchers.clear()
+    _launchers[key] = run
+    return run
+
+
+def _configured_on_call(kernel, blocks, threads, *args):
+    kernel[blocks, threads](*args)
 
 
 def _signature(kernel, args):

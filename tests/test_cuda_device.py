@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from numba import float64
 
 import minicnn
 from minicnn import InputError, KernelMissingError, Layer, nn, optim, testing, to_numpy
@@ -275,3 +276,135 @@ def test_trainer_fits_and_predicts_on_the_device_like_on_the_cpu():
         for key in a:
             np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
     np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-6)
+
+
+# -- launch_blocks: fixed grids beside the grid-stride launches ---------------------------------
+
+TREE = 16   # the shared array of the reduction below: a compile-time size
+cuda = cuda_device.cuda   # a module global: the simulator swaps it inside kernels
+
+
+@cuda.jit
+def where(out, dims):
+    """Each thread writes its (block, thread) into its own cell; dims: the grid it ran on."""
+    i = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if i < out.size:
+        out[i] = cuda.blockIdx.x * 1000 + cuda.threadIdx.x
+    if i == 0:
+        dims[0] = cuda.gridDim.x
+        dims[1] = cuda.blockDim.x
+
+
+@cuda.jit
+def block_sums(x, sums, length):
+    """One block per row of ``x`` (rows of ``length``): thread t sums t, t + T, ... in order,
+    then a fixed tree in shared memory (T a power of two up to TREE)."""
+    row = cuda.blockIdx.x
+    t = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    partial = cuda.shared.array(TREE, float64)
+    acc = 0.0
+    for k in range(t, length, threads):
+        acc += x[row * length + k]
+    partial[t] = acc
+    cuda.syncthreads()
+    width = threads // 2
+    while width > 0:
+        if t < width:
+            partial[t] += partial[t + width]
+        cuda.syncthreads()
+        width //= 2
+    if t == 0:
+        sums[row] = partial[0]
+
+
+def _tree_sum(row, threads):
+    """The reduction's order, in Python float64 arithmetic."""
+    partial = [0.0] * threads
+    for t in range(threads):
+        for k in range(t, len(row), threads):
+            partial[t] += float(row[k])
+    width = threads // 2
+    while width > 0:
+        for t in range(width):
+            partial[t] += partial[t + width]
+        width //= 2
+    return partial[0]
+
+
+def _grid_of(kernel, launcher, *geometry):
+    dev = cuda_device.CUDADevice()
+    out, dims = dev.asarray(np.full(64, -1, np.int64)), dev.asarray(np.zeros(2, np.int64))
+    launcher(kernel, *geometry, out, dims)
+    return to_numpy(out), tuple(to_numpy(dims))
+
+
+def test_launch_blocks_runs_exactly_the_grid_it_is_given():
+    out, dims = _grid_of(where, cuda_device.launch_blocks, 3, 4)
+    assert dims == (3, 4)
+    expected = [b * 1000 + t for b in range(3) for t in range(4)]
+    assert out[:12].tolist() == expected and (out[12:] == -1).all()   # every thread, once
+
+
+def test_fixed_grids_and_grid_stride_launches_of_one_kernel_keep_their_own_grids():
+    """Each cached launcher runs with its own geometry, whatever ran last (numba's simulator
+    configures the kernel object itself), and ``set_launch`` moves the grid-stride launches
+    only."""
+    for _ in range(2):                              # the second round: cached launchers
+        assert _grid_of(where, cuda_device.launch_blocks, 3, 4)[1] == (3, 4)
+        assert _grid_of(where, cuda_device.launch_blocks, 2, 8)[1] == (2, 8)
+        assert _grid_of(where, cuda_device.launch, 20)[1] == (3, 8)    # ceil(20 / 8), small
+        assert _grid_of(where, cuda_device.launch, 64)[1] == (4, 8)    # MAX_BLOCKS = 4
+    old = cuda_device.set_launch(threads_per_block=2, max_blocks=16)
+    try:
+        assert _grid_of(where, cuda_device.launch, 20)[1] == (10, 2)
+        assert _grid_of(where, cuda_device.launch_blocks, 3, 4)[1] == (3, 4)
+    finally:
+        cuda_device.set_launch(*old)
+    assert _grid_of(where, cuda_device.launch, 20)[1] == (3, 8)
+
+
+def test_a_fixed_block_reduction_is_its_tree_order_bit_for_bit():
+    """One block per row, sums in a fixed tree: the bits of the same order computed in Python,
+    for several block sizes, run after run and whatever the grid-stride settings; a zero-block
+    launch does nothing and is not recorded; every launch is recorded for the PTX check."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 37)) * 10.0 ** rng.integers(-8, 8, (3, 37))   # order matters
+    dev = cuda_device.CUDADevice()
+    d_x = dev.asarray(x)
+    results = {}
+    cuda_device.RECORD = set()
+    try:
+        for threads in (1, 4, 16):
+            expected = [_tree_sum(row, threads) for row in x]
+            for max_blocks in (4, 1):
+                old = cuda_device.set_launch(max_blocks=max_blocks)
+                try:
+                    sums = dev.asarray(np.zeros(3))
+                    cuda_device.launch_blocks(block_sums, 3, threads, cuda_device.flat(d_x),
+                                              sums, 37)
+                finally:
+                    cuda_device.set_launch(*old)
+                np.testing.assert_array_equal(to_numpy(sums), expected)
+            results[threads] = to_numpy(sums)
+        recorded = set(cuda_device.RECORD)
+        untouched = dev.asarray(np.full(3, 7.0))
+        cuda_device.launch_blocks(block_sums, 0, 4, cuda_device.flat(d_x), untouched, 37)
+        assert set(cuda_device.RECORD) == recorded
+    finally:
+        cuda_device.RECORD = None
+    assert (to_numpy(untouched) == 7.0).all()
+    assert recorded == {(__name__, "block_sums",
+                         (("array", "float64", 1), ("array", "float64", 1), ("int64",)))}
+    assert not np.array_equal(results[1], results[16])          # the order is really different
+    np.testing.assert_allclose(results[4], x.sum(axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        cuda_device.launch_blocks(block_sums, 3, 0, cuda_device.flat(d_x), untouched, 37)
+
+
+def test_set_launch_refuses_empty_blocks_and_grids_and_changes_nothing():
+    before = (cuda_device.THREADS_PER_BLOCK, cuda_device.MAX_BLOCKS)
+    for bad in ({"threads_per_block": 0}, {"threads_per_block": 16, "max_blocks": 0}):
+        with pytest.raises(ValueError, match="at least 1"):
+            cuda_device.set_launch(**bad)
+        assert (cuda_device.THREADS_PER_BLOCK, cuda_device.MAX_BLOCKS) == before

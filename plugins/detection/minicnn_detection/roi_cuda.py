@@ -37,37 +37,34 @@ NVVM may contract ``a * b + c`` into fused multiply-adds (float64 differences of
 relative; the CPU kernels, compiled with ``fastmath={"contract"}``, may fuse too). ROI pool's
 maxima and gradient sums are exact and in the CPU's order: the CPU's bits.
 
-``THREADS_PER_BLOCK``, ``MAX_BLOCKS`` and ``CHANNEL_BLOCK`` are module settings
-(:func:`set_launch`); tests shrink them to force several blocks and grid-stride iterations.
+Launches go through minicnn's public helpers (:mod:`minicnn.cuda_device`: ``launch``, ``flat``,
+``const_array``), so threads per block and the block cap are minicnn's settings
+(``minicnn.cuda_device.set_launch``). ``CHANNEL_BLOCK`` is this module's own
+(:func:`set_channel_block`); tests shrink all three to force several blocks and grid-stride
+iterations.
 """
 
 import math
 
 import numpy as np
 from minicnn import to_numpy
+from minicnn.cuda_device import const_array, flat, launch
 from minicnn.kernel import Kernel
 from numba import cuda
 
 from .roi_cpu import _by_image, roi_batch
 
-THREADS_PER_BLOCK = 128
-MAX_BLOCKS = 2048
 CHANNEL_BLOCK = 4     # feature-gradient channels per backward thread (the geometry is shared)
 
 
-def set_launch(threads_per_block=None, max_blocks=None, channel_block=None):
-    """Change the launch settings (tests: small blocks); returns the old triple."""
-    global THREADS_PER_BLOCK, MAX_BLOCKS, CHANNEL_BLOCK
-    old = (THREADS_PER_BLOCK, MAX_BLOCKS, CHANNEL_BLOCK)
-    if threads_per_block is not None:
-        THREADS_PER_BLOCK = int(threads_per_block)
-    if max_blocks is not None:
-        MAX_BLOCKS = int(max_blocks)
-    if channel_block is not None:
-        if int(channel_block) < 1:
-            raise ValueError(f"channel_block must be at least 1, got {channel_block!r}")
-        CHANNEL_BLOCK = int(channel_block)
-    _launchers.clear()
+def set_channel_block(channel_block):
+    """Change the feature-gradient channels per backward thread (tests: a block that does not
+    divide the channels); returns the old value. Threads per block and the block cap are
+    minicnn's (``minicnn.cuda_device.set_launch``)."""
+    global CHANNEL_BLOCK
+    if int(channel_block) < 1:
+        raise ValueError(f"channel_block must be at least 1, got {channel_block!r}")
+    old, CHANNEL_BLOCK = CHANNEL_BLOCK, int(channel_block)
     return old
 
 
@@ -316,40 +313,12 @@ def roi_align_backward(gy, rois, index, gx, hp, scale):
 
 # -- launches and host side -----------------------------------------------------------------------
 
-_launchers = {}
-_consts = {}
-
-
-def _launch(kernel, n, *args):
-    """Run a grid-stride ``kernel`` over ``n`` work items."""
-    if n <= 0:
-        return
-    blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
-    key = (kernel, blocks, THREADS_PER_BLOCK)
-    run = _launchers.get(key)
-    if run is None:
-        if len(_launchers) > 1024:
-            _launchers.clear()
-        run = _launchers[key] = kernel[blocks, THREADS_PER_BLOCK]
-    run(*args)
-
-
 def _hp(layer, x_shape, k):
     """The int64 device table of sizes (cached by value)."""
     n, c, h, w = (int(v) for v in x_shape)
     ph, pw = layer.output_size
-    values = (n, c, h, w, int(k), ph, pw, int(getattr(layer, "sampling_ratio", 0)),
-              int(bool(getattr(layer, "aligned", False))), CHANNEL_BLOCK)
-    table = _consts.get(values)
-    if table is None:
-        if len(_consts) > 256:
-            _consts.clear()
-        table = _consts[values] = cuda.to_device(np.asarray(values, np.int64))
-    return table
-
-
-def _flat(a):
-    return a.reshape(a.size)
+    return const_array((n, c, h, w, int(k), ph, pw, int(getattr(layer, "sampling_ratio", 0)),
+                        int(bool(getattr(layer, "aligned", False))), CHANNEL_BLOCK))
 
 
 def _upload_index(layer, x, rois, ws):
@@ -385,9 +354,9 @@ class RoIPoolCUDA(_RoICUDA):
     def forward(self, layer, xs, ys, ws):
         x, rois = xs
         index = _upload_index(layer, x, rois, ws)
-        _launch(roi_pool_forward, ys[0].size, _flat(x), _flat(rois), index, _flat(ys[0]),
-                _flat(ws["argmax"]), _hp(layer, x.shape, rois.shape[0]),
-                float(layer.spatial_scale))
+        launch(roi_pool_forward, ys[0].size, flat(x), flat(rois), index, flat(ys[0]),
+               flat(ws["argmax"]), _hp(layer, x.shape, rois.shape[0]),
+               float(layer.spatial_scale))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
@@ -395,9 +364,9 @@ class RoIPoolCUDA(_RoICUDA):
         x, rois = xs
         n, c, h, w = x.shape
         blocks = -(-c // CHANNEL_BLOCK)
-        _launch(roi_pool_backward, n * blocks * h * w, _flat(gys[0]), _flat(rois), ws["index"],
-                _flat(ws["argmax"]), _flat(gxs[0]), _hp(layer, x.shape, rois.shape[0]),
-                float(layer.spatial_scale))
+        launch(roi_pool_backward, n * blocks * h * w, flat(gys[0]), flat(rois), ws["index"],
+               flat(ws["argmax"]), flat(gxs[0]), _hp(layer, x.shape, rois.shape[0]),
+               float(layer.spatial_scale))
 
 
 class RoIAlignCUDA(_RoICUDA):
@@ -406,8 +375,8 @@ class RoIAlignCUDA(_RoICUDA):
     def forward(self, layer, xs, ys, ws):
         x, rois = xs
         index = _upload_index(layer, x, rois, ws)
-        _launch(roi_align_forward, ys[0].size, _flat(x), _flat(rois), index, _flat(ys[0]),
-                _hp(layer, x.shape, rois.shape[0]), float(layer.spatial_scale))
+        launch(roi_align_forward, ys[0].size, flat(x), flat(rois), index, flat(ys[0]),
+               _hp(layer, x.shape, rois.shape[0]), float(layer.spatial_scale))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
@@ -415,6 +384,6 @@ class RoIAlignCUDA(_RoICUDA):
         x, rois = xs
         n, c, h, w = x.shape
         blocks = -(-c // CHANNEL_BLOCK)
-        _launch(roi_align_backward, n * blocks * h * w, _flat(gys[0]), _flat(rois),
-                ws["index"], _flat(gxs[0]), _hp(layer, x.shape, rois.shape[0]),
-                float(layer.spatial_scale))
+        launch(roi_align_backward, n * blocks * h * w, flat(gys[0]), flat(rois),
+               ws["index"], flat(gxs[0]), _hp(layer, x.shape, rois.shape[0]),
+               float(layer.spatial_scale))

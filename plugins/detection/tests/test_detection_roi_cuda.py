@@ -62,14 +62,15 @@ def _ptx_process():
 @pytest.fixture(scope="module", autouse=True)
 def simulated_launches(request):
     """A registry of this module's own (the CUDA kernels stay out of other tests'), small
-    launches for the ROI kernels and minicnn's, a short thread switch interval (the simulator
-    runs a block's threads as Python threads)."""
+    launches (minicnn's settings, which the ROI kernels' launches follow) and a small channel
+    block, a short thread switch interval (the simulator runs a block's threads as Python
+    threads)."""
     import minicnn.cuda_device as cuda_device
 
     from minicnn_detection import roi_cuda
     previous = set_registry(_registry())
     old_core = cuda_device.set_launch(threads_per_block=8, max_blocks=4)
-    old = roi_cuda.set_launch(threads_per_block=8, max_blocks=4, channel_block=2)
+    old_block = roi_cuda.set_channel_block(2)
     interval = sys.getswitchinterval()
     if cuda_device.SIMULATOR:
         sys.setswitchinterval(5e-5)
@@ -81,7 +82,7 @@ def simulated_launches(request):
     if process is not None and process.poll() is None:   # the PTX test did not run (deselected)
         process.kill()
         process.communicate()
-    roi_cuda.set_launch(*old)
+    roi_cuda.set_channel_block(old_block)
     cuda_device.set_launch(*old_core)
     set_registry(previous)
 
@@ -174,6 +175,8 @@ def test_same_bits_in_every_run_and_launch_shape():
     """Heavily overlapping boxes (many ROIs add into the same cells), float32: the outputs and
     feature gradients of three runs, the last with other block and channel-block sizes, are
     identical bit for bit; ROI pool's are also the CPU's bits."""
+    import minicnn.cuda_device as cuda_device
+
     from minicnn_detection import roi_cuda
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
@@ -183,11 +186,13 @@ def test_same_bits_in_every_run_and_launch_shape():
     for make in (lambda: RoIAlign(3, 1.0), lambda: RoIPool(3, 1.0)):
         layer = make().to("cuda")
         runs = [_forward_backward(layer, x, rois), _forward_backward(layer, x, rois)]
-        old = roi_cuda.set_launch(threads_per_block=16, max_blocks=2, channel_block=3)
+        old = cuda_device.set_launch(threads_per_block=16, max_blocks=2)
+        old_block = roi_cuda.set_channel_block(3)
         try:
             runs.append(_forward_backward(make().to("cuda"), x, rois))
         finally:
-            roi_cuda.set_launch(*old)
+            roi_cuda.set_channel_block(old_block)
+            cuda_device.set_launch(*old)
         for y, gx in runs[1:]:
             np.testing.assert_array_equal(y, runs[0][0])
             np.testing.assert_array_equal(gx, runs[0][1])

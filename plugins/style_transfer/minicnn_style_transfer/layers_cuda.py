@@ -22,29 +22,18 @@ launch shape.
 * The output gradient of a loss is a device scalar: backward kernels read it on the device (no
   copy back to the host).
 
-``THREADS_PER_BLOCK`` and ``MAX_BLOCKS`` are module settings (:func:`set_launch`); tests shrink
-them to force several blocks and grid-stride iterations.
+Launches go through minicnn's public helpers (:mod:`minicnn.cuda_device`: ``launch``, ``flat``,
+``const_array``), so threads per block and the block cap are minicnn's settings
+(``minicnn.cuda_device.set_launch``); tests shrink them to force several blocks and grid-stride
+iterations.
 """
 
 import numpy as np
+from minicnn.cuda_device import const_array, flat, launch
 from minicnn.kernel import Kernel
 from numba import cuda
 
 CHUNK = 4096            # elements per partial sum of the content loss
-THREADS_PER_BLOCK = 128
-MAX_BLOCKS = 2048
-
-
-def set_launch(threads_per_block=None, max_blocks=None):
-    """Change the launch settings (tests: small blocks); returns the old pair."""
-    global THREADS_PER_BLOCK, MAX_BLOCKS
-    old = (THREADS_PER_BLOCK, MAX_BLOCKS)
-    if threads_per_block is not None:
-        THREADS_PER_BLOCK = int(threads_per_block)
-    if max_blocks is not None:
-        MAX_BLOCKS = int(max_blocks)
-    _launchers.clear()
-    return old
 
 
 # -- kernels --------------------------------------------------------------------------------------
@@ -187,34 +176,9 @@ def tv_backward(x, gx, H, W, power, scale, gy):
 
 # -- launches and host side -----------------------------------------------------------------------
 
-_launchers = {}
-_ones = {}
-
-
-def _launch(kernel, n, *args):
-    """Run a grid-stride ``kernel`` over ``n`` work items."""
-    if n <= 0:
-        return
-    blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
-    key = (kernel, blocks, THREADS_PER_BLOCK)
-    run = _launchers.get(key)
-    if run is None:
-        if len(_launchers) > 1024:
-            _launchers.clear()
-        run = _launchers[key] = kernel[blocks, THREADS_PER_BLOCK]
-    run(*args)
-
-
-def _flat(a):
-    return a.reshape(a.size)
-
-
 def _one(dtype):
     """A device array ``[1]`` of ``dtype`` (the output gradient of a layer that has none)."""
-    key = np.dtype(dtype).str
-    if key not in _ones:
-        _ones[key] = cuda.to_device(np.ones(1, dtype))
-    return _ones[key]
+    return const_array((1,), dtype)
 
 
 def _sizes(x):
@@ -227,15 +191,15 @@ class GramMatrixCUDA(Kernel):
 
     def forward(self, layer, xs, ys, ws):
         n, c, m = _sizes(xs[0])
-        _launch(gram_forward, n * c * (c + 1) // 2, _flat(xs[0]), _flat(ys[0]), n, c, m,
-                float(layer.scale(xs[0].shape)))
+        launch(gram_forward, n * c * (c + 1) // 2, flat(xs[0]), flat(ys[0]), n, c, m,
+               float(layer.scale(xs[0].shape)))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
             return
         n, c, m = _sizes(xs[0])
-        _launch(sym_times_features, n * c * m, _flat(gys[0]), _flat(xs[0]), _flat(gxs[0]),
-                n, c, m, float(layer.scale(xs[0].shape)), _one(xs[0].dtype))
+        launch(sym_times_features, n * c * m, flat(gys[0]), flat(xs[0]), flat(gxs[0]),
+               n, c, m, float(layer.scale(xs[0].shape)), _one(xs[0].dtype))
 
 
 class StyleLossCUDA(Kernel):
@@ -248,17 +212,17 @@ class StyleLossCUDA(Kernel):
 
     def forward(self, layer, xs, ys, ws):
         n, c, m = _sizes(xs[0])
-        gram, diff, partial = (_flat(ws[k]) for k in ("gram", "diff", "partial"))
-        _launch(gram_forward, n * c * (c + 1) // 2, _flat(xs[0]), gram, n, c, m, 1.0)
-        _launch(gram_difference_rows, n * c, gram, _flat(xs[1]), diff, partial, n * c, c)
-        _launch(ordered_sum, 1, partial, ys[0].reshape(1), float(layer.scale(xs[0].shape)))
+        gram, diff, partial = (flat(ws[k]) for k in ("gram", "diff", "partial"))
+        launch(gram_forward, n * c * (c + 1) // 2, flat(xs[0]), gram, n, c, m, 1.0)
+        launch(gram_difference_rows, n * c, gram, flat(xs[1]), diff, partial, n * c, c)
+        launch(ordered_sum, 1, partial, flat(ys[0]), float(layer.scale(xs[0].shape)))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
             return
         n, c, m = _sizes(xs[0])
-        _launch(sym_times_features, n * c * m, _flat(ws["diff"]), _flat(xs[0]), _flat(gxs[0]),
-                n, c, m, 2.0 * float(layer.scale(xs[0].shape)), gys[0].reshape(1))
+        launch(sym_times_features, n * c * m, flat(ws["diff"]), flat(xs[0]), flat(gxs[0]),
+               n, c, m, 2.0 * float(layer.scale(xs[0].shape)), flat(gys[0]))
 
 
 class ContentLossCUDA(Kernel):
@@ -270,15 +234,15 @@ class ContentLossCUDA(Kernel):
 
     def forward(self, layer, xs, ys, ws):
         partial = ws["partial"]
-        _launch(squared_distance_chunks, partial.size, _flat(xs[0]), _flat(xs[1]), partial,
-                CHUNK)
-        _launch(ordered_sum, 1, partial, ys[0].reshape(1), float(layer.scale(xs[0].shape)))
+        launch(squared_distance_chunks, partial.size, flat(xs[0]), flat(xs[1]), partial,
+               CHUNK)
+        launch(ordered_sum, 1, partial, flat(ys[0]), float(layer.scale(xs[0].shape)))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
             return
-        _launch(scaled_difference, xs[0].size, _flat(xs[0]), _flat(xs[1]), _flat(gxs[0]),
-                2.0 * float(layer.scale(xs[0].shape)), gys[0].reshape(1))
+        launch(scaled_difference, xs[0].size, flat(xs[0]), flat(xs[1]), flat(gxs[0]),
+               2.0 * float(layer.scale(xs[0].shape)), flat(gys[0]))
 
 
 class TotalVariationLossCUDA(Kernel):
@@ -291,17 +255,17 @@ class TotalVariationLossCUDA(Kernel):
     def forward(self, layer, xs, ys, ws):
         h, w = (int(v) for v in xs[0].shape[2:])
         partial = ws["partial"]
-        _launch(tv_planes, partial.size, _flat(xs[0]), partial, h, w, int(layer.power))
-        _launch(ordered_sum, 1, partial, ys[0].reshape(1), float(layer.scale(xs[0].shape)))
+        launch(tv_planes, partial.size, flat(xs[0]), partial, h, w, int(layer.power))
+        launch(ordered_sum, 1, partial, flat(ys[0]), float(layer.scale(xs[0].shape)))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
             return
         h, w = (int(v) for v in xs[0].shape[2:])
-        _launch(tv_backward, xs[0].size, _flat(xs[0]), _flat(gxs[0]), h, w, int(layer.power),
-                float(layer.scale(xs[0].shape)), gys[0].reshape(1))
+        launch(tv_backward, xs[0].size, flat(xs[0]), flat(gxs[0]), h, w, int(layer.power),
+               float(layer.scale(xs[0].shape)), flat(gys[0]))
 
 
 KERNELS = [GramMatrixCUDA, StyleLossCUDA, ContentLossCUDA, TotalVariationLossCUDA]
 
-__all__ = ["CHUNK", "KERNELS", "set_launch"]
+__all__ = ["CHUNK", "KERNELS"]

@@ -65,14 +65,13 @@ def _ptx_process():
 
 @pytest.fixture(scope="module", autouse=True)
 def simulated_launches(request, _style_plugin_registered):
-    """A registry of this module's own, small launches for these kernels and minicnn's, a short
-    thread switch interval (the simulator runs a block's threads as Python threads)."""
+    """A registry of this module's own, small launches (minicnn's settings, which these
+    kernels' launches follow), a short thread switch interval (the simulator runs a block's
+    threads as Python threads)."""
     import minicnn.cuda_device as cuda_device
 
-    from minicnn_style_transfer import layers_cuda
     previous = set_registry(_registry())
     old_core = cuda_device.set_launch(threads_per_block=8, max_blocks=4)
-    old = layers_cuda.set_launch(threads_per_block=8, max_blocks=4)
     interval = sys.getswitchinterval()
     if cuda_device.SIMULATOR:
         sys.setswitchinterval(5e-5)
@@ -84,7 +83,6 @@ def simulated_launches(request, _style_plugin_registered):
     if process is not None and process.poll() is None:
         process.kill()
         process.communicate()
-    layers_cuda.set_launch(*old)
     cuda_device.set_launch(*old_core)
     set_registry(previous)
 
@@ -166,7 +164,7 @@ def _forward_backward(layer, inputs):
 
 
 def test_same_bits_in_every_run_and_launch_shape():
-    from minicnn_style_transfer import layers_cuda
+    import minicnn.cuda_device as cuda_device
     for make, inputs in ((lambda: GramMatrix(), 1), (lambda: StyleLoss(), 2),
                          (lambda: ContentLoss(), 2), (lambda: TotalVariationLoss(), 1)):
         arrays = [testing.tie_free((1, 3, 4, 4), seed=8, dtype=np.float32)]
@@ -176,11 +174,11 @@ def test_same_bits_in_every_run_and_launch_shape():
         args = arrays
         layer = make().to("cuda")
         runs = [_forward_backward(layer, args), _forward_backward(layer, args)]
-        old = layers_cuda.set_launch(threads_per_block=16, max_blocks=2)
+        old = cuda_device.set_launch(threads_per_block=16, max_blocks=2)
         try:
             runs.append(_forward_backward(make().to("cuda"), args))
         finally:
-            layers_cuda.set_launch(*old)
+            cuda_device.set_launch(*old)
         for y, gx in runs[1:]:
             np.testing.assert_array_equal(y, runs[0][0])
             np.testing.assert_array_equal(gx, runs[0][1])

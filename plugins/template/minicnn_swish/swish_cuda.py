@@ -13,17 +13,22 @@ executor hands over numba device arrays (C-contiguous) and the kernels take flat
   elements, then the block adds the partial sums in a fixed tree order in shared memory. No atomics,
   so the result is the same in every run.
 
-``THREADS`` (threads per block, a power of two up to ``MAX_THREADS``) is a module setting; tests set
-it small to force several blocks.
+Launches go through minicnn's public helpers in :mod:`minicnn.cuda_device`: ``launch`` for the
+grid-stride loops and ``launch_blocks`` for the one-block-per-channel reduction, with ``flat``
+views of the arrays. Threads per block (and the grid-stride loops' block cap) are minicnn's
+settings, ``cuda_device.set_launch(threads_per_block=..., max_blocks=...)``, read at each launch;
+tests shrink them to force several blocks. The reduction's shared array has a compile-time size,
+``MAX_THREADS``: the beta gradient refuses a larger block.
 """
 
 import math
 
+from minicnn import cuda_device
+from minicnn.cuda_device import flat, launch, launch_blocks
 from minicnn.kernel import Kernel
 from numba import cuda, float64
 
-THREADS = 128
-MAX_THREADS = 256
+MAX_THREADS = 256     # the size of the beta reduction's shared array (a compile-time constant)
 
 
 @cuda.jit(device=True)
@@ -73,44 +78,39 @@ def swish_backward_beta_kernel(x, beta, gy, gbeta, channels, length):
         acc += gy[i] * v * v * s * (1.0 - s)
     partial[t] = acc
     cuda.syncthreads()
-    width = threads // 2
-    while width > 0:                                    # fixed-order tree: reproducible sums
-        if t < width:
-            partial[t] += partial[t + width]
+    live = threads                                      # fixed-order tree: reproducible sums,
+    while live > 1:                                     # any block size
+        half = (live + 1) // 2
+        if t < live - half:
+            partial[t] += partial[t + half]
         cuda.syncthreads()
-        width //= 2
+        live = half
     if t == 0:
         gbeta[c] = partial[0]
 
 
-def _blocks(size, threads):
-    return max(1, min((size + threads - 1) // threads, 1024))
-
-
-def _threads():
-    if THREADS > MAX_THREADS or THREADS & (THREADS - 1):
-        raise ValueError(f"THREADS must be a power of two up to {MAX_THREADS}, got {THREADS}")
-    return THREADS
+def _reduction_threads():
+    """minicnn's threads per block, refused when the shared array cannot hold them."""
+    threads = cuda_device.THREADS_PER_BLOCK
+    if threads > MAX_THREADS:
+        raise ValueError(f"Swish's beta-gradient kernel runs at most {MAX_THREADS} threads per "
+                         f"block (its shared array), but minicnn.cuda_device.set_launch set "
+                         f"threads_per_block={threads}")
+    return threads
 
 
 def forward(x, beta, y, channels, length):
     """Forward on device (or simulator) arrays: x, y flat views of (N, C, *) inputs."""
-    threads = _threads()
-    swish_forward_kernel[_blocks(x.shape[0], threads), threads](x, beta, y, channels, length)
+    launch(swish_forward_kernel, x.shape[0], x, beta, y, channels, length)
 
 
 def backward(x, beta, gy, gx, gbeta, channels, length):
     """Input gradient (when ``gx`` is not None) and beta gradient (when ``gbeta`` is not None)."""
-    threads = _threads()
     if gx is not None:
-        swish_backward_input_kernel[_blocks(x.shape[0], threads), threads](
-            x, beta, gy, gx, channels, length)
+        launch(swish_backward_input_kernel, x.shape[0], x, beta, gy, gx, channels, length)
     if gbeta is not None:
-        swish_backward_beta_kernel[channels, threads](x, beta, gy, gbeta, channels, length)
-
-
-def _flat(array):
-    return array.reshape(array.size)
+        launch_blocks(swish_backward_beta_kernel, channels, _reduction_threads(), x, beta, gy,
+                      gbeta, channels, length)
 
 
 class SwishCUDA(Kernel):
@@ -118,9 +118,9 @@ class SwishCUDA(Kernel):
 
     def forward(self, layer, xs, ys, ws):
         x, c = xs[0], layer.num_features
-        forward(_flat(x), layer.beta.data, _flat(ys[0]), c, x.size // (x.shape[0] * c))
+        forward(flat(x), layer.beta.data, flat(ys[0]), c, x.size // (x.shape[0] * c))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         x, gx, c = xs[0], gxs[0], layer.num_features
-        backward(_flat(x), layer.beta.data, _flat(gys[0]), None if gx is None else _flat(gx),
+        backward(flat(x), layer.beta.data, flat(gys[0]), None if gx is None else flat(gx),
                  grads.get("beta"), c, x.size // (x.shape[0] * c))

@@ -1,12 +1,13 @@
 """The GPU kernels under the CUDA simulator, against the CPU kernel.
 
 The simulator must be switched on before numba.cuda is imported, so each check runs in a fresh
-process (``NUMBA_ENABLE_CUDASIM=1``), on tiny shapes with 4 threads per block so that the grid has
-several blocks and the beta reduction runs its whole tree. The first checks that the GPU kernel
-is registered when the device is enabled (``minicnn_device_kernels``), then calls the kernel class
-directly on numba device arrays; the second runs the conformance suite on the registered plugin,
-whose ``cuda`` check compares whole forward and backward passes through minicnn's executor on
-both devices.
+process (``NUMBA_ENABLE_CUDASIM=1``), on tiny shapes with few threads per block (minicnn's
+``cuda_device.set_launch``, which the plugin's launches follow) so that the grid has several
+blocks and the beta reduction runs its whole tree, for a power of two and for an odd-sized tree.
+The first checks that the GPU kernel is registered when the device is enabled
+(``minicnn_device_kernels``), then calls the kernel class directly on numba device arrays; the
+second runs the conformance suite on the registered plugin, whose ``cuda`` check compares whole
+forward and backward passes through minicnn's executor on both devices.
 """
 
 import os
@@ -37,9 +38,11 @@ SCRIPT = textwrap.dedent("""
     from numba import cuda
     assert isinstance(registry.kernel("Swish", "cuda"), swish_cuda.SwishCUDA)
     assert registry.devices_for("Swish") == ["cpu", "cuda"]
-    swish_cuda.THREADS = 4
+    from minicnn import cuda_device
     kernel = swish_cuda.SwishCUDA()
-    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+    for threads, dtype, tol in ((4, np.float64, 1e-12), (4, np.float32, 1e-5),
+                                (6, np.float64, 1e-12)):
+        cuda_device.set_launch(threads_per_block=threads, max_blocks=2)
         layer = Swish(2, beta=(0.5, 2.0)).astype(dtype)
         x = testing.tie_free((3, 2, 5), seed=1, high=3.0, dtype=dtype)
         gy = testing.tie_free((3, 2, 5), seed=2, dtype=dtype)
@@ -67,13 +70,14 @@ SCRIPT = textwrap.dedent("""
         kernel.backward(gpu_layer, [d_x], [d_y], [d_gy], [None], {}, {"beta": d_gbeta2})
         np.testing.assert_allclose(d_gbeta2.copy_to_host(), gbeta_cpu, rtol=tol, atol=tol)
 
-    swish_cuda.THREADS = 6
+    # the beta reduction's shared array holds MAX_THREADS partial sums: a larger block is refused
+    cuda_device.set_launch(threads_per_block=swish_cuda.MAX_THREADS + 1)
     try:
-        kernel.forward(gpu_layer, [d_x], [d_y], {})
+        kernel.backward(gpu_layer, [d_x], [d_y], [d_gy], [None], {}, {"beta": d_gbeta2})
     except ValueError as exc:
-        assert "power of two" in str(exc)
+        assert f"at most {swish_cuda.MAX_THREADS} threads per block" in str(exc), exc
     else:
-        raise AssertionError("THREADS = 6 was accepted")
+        raise AssertionError("a block larger than MAX_THREADS was accepted")
     print("simulated GPU kernels match the CPU kernel")
 """)
 
@@ -91,10 +95,9 @@ SUITE = textwrap.dedent("""
     import minicnn.cuda_device
     from minicnn import conformance
     from minicnn.registry import Registry
-    from minicnn_swish import plugin, swish_cuda
+    from minicnn_swish import plugin
 
-    minicnn.cuda_device.set_launch(threads_per_block=8)
-    swish_cuda.THREADS = 4
+    minicnn.cuda_device.set_launch(threads_per_block=4)
     registry = Registry(load_entry_points=False)
     registry.register(plugin, name="swish")
     report = conformance.check_plugin("swish", registry)
