@@ -73,7 +73,6 @@ class GraphBuilder:
         self.steps.append(step)
         return step.outs
 
-
     def _check_placement(self, name, layer):
         """A layer's parameters and buffers must be where the plan runs (or on the host for a
         logged CPU fallback): a layer swapped into a moved model, say, was never moved."""

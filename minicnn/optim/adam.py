@@ -54,7 +54,6 @@ class Adam(Optimizer):
                         group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
                         self.decoupled, amsgrad, group["maximize"])
 
-
     def _update_flat(self, params, data, grad, group, ops):
         steps = {self.state.get(p, {}).get("step") for p in params}
         if len(steps) != 1:
