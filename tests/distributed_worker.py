@@ -8,7 +8,7 @@
 (``plain.npz``; ``bn.npz`` with synced batch norm, ``bn_local.npz`` with per-rank statistics), their
 histories (``*.json``) and a checkpoint after each epoch, and checks that the replicas are
 bit-identical on every rank. ``fail`` trains with a checkpoint per
-epoch and makes rank 1 raise, stop (SIGSTOP: a hung rank) or die (SIGKILL) at step K. ``cuda``
+epoch and makes rank 1 raise, hang (sleep forever) or die (SIGKILL) at step K. ``cuda``
 moves tiny models to the ``"cuda"`` device (numba's CUDA simulator: ``NUMBA_ENABLE_CUDASIM=1``)
 and trains them data-parallel: ``cuda.npz`` (plain model), ``cuda_bn.npz`` and ``cpu_bn.npz``
 (per-rank batch norm on GPU and on CPU ranks), ``cuda.json`` (which path the device buffers took
@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +178,13 @@ class Failure(Callback):
             return
         if self.mode == "raise":
             raise RuntimeError(f"injected failure at step {step}")
-        os.kill(os.getpid(), signal.SIGSTOP if self.mode == "hang" else signal.SIGKILL)
+        if self.mode == "hang":
+            # a rank stuck in its own code: it never reaches the next collective nor answers a
+            # ping. (SIGSTOP froze it more realistically, but MPICH's launcher sometimes noticed
+            # the stopped child and ended the job itself before rank 0's timeout could name it.)
+            while True:
+                time.sleep(1)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_fail(out, mode, at_step, timeout):

@@ -22,6 +22,8 @@ from .errors import DistributedError
 from .launch import import_mpi
 from .staging import Staged, query_cuda_aware
 
+ABORT_GRACE = 0.5   # seconds for the launcher to forward a failing rank's last output
+
 SPIN_SECONDS = 0.1      # poll without sleeping for this long at the start of a wait
 BURST_SECONDS = 2e-4    # then poll this long after each 1 ms sleep
 _yield = getattr(os, "sched_yield", lambda: None)
@@ -196,10 +198,12 @@ class Communicator:
     def abort(self, code=1):
         """End every rank of the job (``MPI_Abort``); this process ends here too (some MPI
         libraries return from ``MPI_Abort`` and leave the killing to the launcher)."""
-        import os
         import sys
         sys.stdout.flush()
         sys.stderr.flush()
+        # the launcher forwards our output through pipes and stops reading them when it learns
+        # of the abort: without a pause, the message saying why sometimes never reached the user
+        time.sleep(ABORT_GRACE)
         self.base.Abort(code)
         os._exit(code)
 
