@@ -22,6 +22,12 @@ from .activation_cpu import ELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 NO_EPILOGUE = -1
 
 
+def epilogue_args(act):
+    """``(op, alpha)`` for a kernel with an activation epilogue: ``act`` (an activation kernel's
+    ``epilogue``), or no activation when it is None."""
+    return act if act is not None else (NO_EPILOGUE, 0.0)
+
+
 @cuda.jit(device=True, inline=True)
 def activate(v, op, alpha):
     """The activation ``op`` of one value: the element-wise kernel and the fused epilogues of

@@ -31,7 +31,7 @@ from ..cuda_device import const_array, cuda, flat, launch, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
 from . import conv_tiled_cuda as tiled
-from .activation_cuda import NO_EPILOGUE, activate
+from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
 # indices into hp
 _HP = ("N", "C", "D", "H", "W", "O", "OD", "OH", "OW", "KD", "KH", "KW", "SD", "SH", "SW", "PD",
@@ -216,7 +216,7 @@ def run_forward(x, w, b, y, values, act=None, r=None):
     if tiled.use_forward(values):
         tiled.forward(x, w, b if b is not None else w, y, values, b is not None, act, r)
     else:
-        op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
+        op, alpha = epilogue_args(act)
         launch(conv_forward, y.size, x, w, b if b is not None else w, y, const_array(values),
                b is not None, zero_of(y.dtype), op, alpha, r if r is not None else y)
 

@@ -47,7 +47,7 @@ from numba import from_dtype
 
 from .. import cuda_device as cd
 from ..cuda_device import cuda
-from .activation_cuda import NO_EPILOGUE, activate
+from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
 TILE = (64, 128, 8, 8, 8)   # BM (rows: channels), BN (columns: pixels), BK (reduction), TM, TN
 MIN_CHANNELS = 8            # GEMM rows below this: the direct kernel
@@ -555,7 +555,7 @@ def forward(x, w, b, y, values, has_bias, act=None, r=None):
     kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass."""
     tile = TILE
     tiles = -(-values[5] // tile[0]) * -(-(values[0] * values[7] * values[8]) // tile[1])
-    op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
+    op, alpha = epilogue_args(act)
     _launch("forward", y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
             cd.const_array(values), _table("x", values), bool(has_bias), op, alpha,
             r if r is not None else y)

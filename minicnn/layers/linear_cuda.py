@@ -15,7 +15,7 @@ from ..cuda_device import cuda, flat, launch, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
 from . import conv_tiled_cuda as tiled
-from .activation_cuda import NO_EPILOGUE, activate
+from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
 TILED_MACS = 1 << 22      # N * in * out multiply-adds from which the tiled GEMM runs
 
@@ -101,7 +101,7 @@ class LinearCUDA(Kernel):
                           layer.bias is not None, act, None if out is None else flat(out))
             return
         b = layer.bias.data if layer.bias is not None else w[0]
-        op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
+        op, alpha = epilogue_args(act)
         launch(linear_forward, ys[0].size, xs[0], w, b, ys[0], layer.bias is not None,
                zero_of(w.dtype), op, alpha, out if out is not None else ys[0])
 

@@ -11,7 +11,7 @@ from ..cuda_device import _copy_kernel as copy_kernel
 from ..cuda_device import cuda, flat, launch
 from ..kernel import Kernel
 from ..registry import hookimpl
-from .activation_cuda import NO_EPILOGUE, activate, activation_forward
+from .activation_cuda import NO_EPILOGUE, activate, activation_forward, epilogue_args
 
 
 @cuda.jit
@@ -44,7 +44,7 @@ class AddCUDA(Kernel):
 
     def forward_fused(self, layer, xs, ys, ws, act, out):
         y = flat(ys[0])
-        op, alpha = act if act is not None and len(xs) == 2 else (NO_EPILOGUE, 0.0)
+        op, alpha = epilogue_args(act if len(xs) == 2 else None)
         launch(add2_kernel, y.size, flat(xs[0]), flat(xs[1]), y, op, alpha,
                flat(out) if out is not None else y)
         for x in xs[2:]:

@@ -17,7 +17,7 @@ from ..cuda_device import cuda, flat, launch
 from ..errors import InputError
 from ..kernel import Kernel
 from ..registry import hookimpl
-from .activation_cuda import NO_EPILOGUE, activate
+from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
 
 @cuda.jit
@@ -142,7 +142,7 @@ class BatchNormCUDA(Kernel):
                spatial, float(layer.eps), momentum, use_batch, update)
         weight = layer.weight.data if layer.affine else none
         bias = layer.bias.data if layer.affine else none
-        op, alpha = act if act is not None else (NO_EPILOGUE, 0.0)
+        op, alpha = epilogue_args(act)
         launch(batchnorm_normalize, xs[0].size, flat(xs[0]), flat(ys[0]), weight, bias,
                ws["mean"], ws["invstd"], channels, spatial, layer.affine, op, alpha,
                flat(out) if out is not None else flat(ys[0]), count, ws["flags"], int(use_batch))
