@@ -64,7 +64,11 @@ def _install_row_stack_shim():
 
 
 ROW_STACK_SHIM = _install_row_stack_shim()
-from numba import cuda  # noqa: E402 - after the shim, on purpose
+from numba import config as _numba_config  # noqa: E402 - after the shim, on purpose
+from numba import cuda  # noqa: E402
+
+# Reductions launch one or a few blocks on purpose; numba would warn at each such launch.
+_numba_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 SIMULATOR = "simulator" in getattr(cuda.device_array, "__module__", "")
 
@@ -193,10 +197,31 @@ def flat(a):
         return a
     view = a.__dict__.get("_minicnn_flat") if hasattr(a, "__dict__") else None
     if view is None:
-        view = a.reshape(a.size)
+        view = with_c_strides(a).reshape(a.size)
         if hasattr(a, "__dict__"):
             a.__dict__["_minicnn_flat"] = view
     return view
+
+
+def c_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def with_c_strides(a):
+    """``a`` re-viewed with C strides when only its size-1 axes' strides differ from them. numpy
+    and PyTorch leave those strides arbitrary (``x[None]`` has stride 0 there); numba then calls
+    the array non-contiguous and refuses to reshape it. Other arrays come back unchanged."""
+    shape, strides = tuple(a.shape), tuple(a.strides)
+    want = c_strides(shape, a.dtype.itemsize)
+    if strides == want or not hasattr(a, "gpu_data"):   # the simulator reshapes as numpy does
+        return a
+    if any(n != 1 and s != w for n, s, w in zip(shape, strides, want, strict=True)):
+        return a
+    return type(a)(shape=shape, strides=want, dtype=a.dtype, gpu_data=a.gpu_data)
 
 
 def is_device_array(a):
@@ -248,10 +273,14 @@ class CUDADevice:
         if not hasattr(array, "copy_to_host") and hasattr(array, "__cuda_array_interface__"):
             array = cuda.as_cuda_array(array)      # CuPy, PyTorch... arrays: a view, no copy
         if is_device_array(array):
+            array = with_c_strides(array)
             if not _contiguous(array):
                 raise ValueError("minicnn: device arrays must be C-contiguous")
             return array
-        return cuda.to_device(np.asarray(array, order="C"))   # 0-d arrays stay 0-d
+        host = np.asarray(array, order="C")    # 0-d arrays stay 0-d
+        if host.strides != c_strides(host.shape, host.itemsize):
+            host = host.copy()    # a fresh array has C strides on its size-1 axes too
+        return cuda.to_device(host)
 
     def to_host(self, array):
         return array.copy_to_host()

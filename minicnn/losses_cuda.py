@@ -94,20 +94,20 @@ def class_rows_forward(x, t, w, ignore_index, smoothing, fused, n_class, n_inner
         if fused:   # log-sum-exp around the row maximum: exp never overflows
             m = -math.inf
             for c in range(n_class):
-                v = float(x[base + c * n_inner])
+                v = np.float64(x[base + c * n_inner])
                 if v > m:
                     m = v
             acc = 0.0
             for c in range(n_class):
-                acc += math.exp(float(x[base + c * n_inner]) - m)
+                acc += math.exp(np.float64(x[base + c * n_inner]) - m)
             z = m + math.log(acc)
         lse[r] = z
         wt = w[target]
-        row = (1.0 - smoothing) * wt * (z - float(x[base + target * n_inner]))
+        row = (1.0 - smoothing) * wt * (z - np.float64(x[base + target * n_inner]))
         if smoothing != 0.0:
             acc = 0.0
             for c in range(n_class):
-                acc += w[c] * (z - float(x[base + c * n_inner]))
+                acc += w[c] * (z - np.float64(x[base + c * n_inner]))
             row += smoothing / n_class * acc
         row_loss[r] = row
         row_w[r] = wt
@@ -145,13 +145,13 @@ def class_backward(x, t, w, ignore_index, smoothing, fused, n_class, n_inner, ls
         if target == ignore_index or target < 0 or target >= n_class:
             gx[i] = 0.0
             continue
-        scale = float(gy[0])
+        scale = np.float64(gy[0])
         if mean:
             scale = scale / total[0] if total[0] != 0.0 else 0.0
         share = smoothing / n_class
         wt = (1.0 - smoothing) * w[target]
         coef = wt + share * total[1]
-        p = math.exp(float(x[i]) - lse[r]) if fused else 0.0
+        p = math.exp(np.float64(x[i]) - lse[r]) if fused else 0.0
         g = coef * p - share * w[c]
         if c == target:
             g -= wt
@@ -244,8 +244,8 @@ class NLLLossCUDA(_ClassIndexLossCUDA):
 @cuda.jit
 def elementwise_values(x, y, w, pw, has_w, has_pw, op, beta, vals, bad):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        v = float(x[i])
-        tv = float(y[i])
+        v = np.float64(x[i])
+        tv = np.float64(y[i])
         d = v - tv
         if op == MSE:
             e = d * d
@@ -285,11 +285,11 @@ def elementwise_finish(parts, n, mean, y):
 def elementwise_grad(x, y, w, pw, has_w, has_pw, op, beta, gy, mean, gx):
     n = x.size
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        scale = float(gy[0])
+        scale = np.float64(gy[0])
         if mean:
             scale /= n
-        v = float(x[i])
-        tv = float(y[i])
+        v = np.float64(x[i])
+        tv = np.float64(y[i])
         d = v - tv
         if op == MSE:
             g = 2.0 * d

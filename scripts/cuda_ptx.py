@@ -94,6 +94,7 @@ def _trivial(a):
 def nvvm_available(cc=(8, 0)):
     """Whether this numba.cuda can compile PTX here (NVVM, and NVRTC for numba-cuda)."""
     try:
+        importlib.import_module("minicnn.cuda_device")   # numpy 2.5 needs its row_stack shim
         from numba import cuda, types
         cuda.compile_ptx(_trivial, (types.float32[::1],), cc=cc)
         return True

@@ -14,7 +14,9 @@
 set -u
 OUT=${OUT:-gpu-logs}
 mkdir -p "$OUT"
-export PYTHONPATH=".:plugins/detection:plugins/style_transfer:plugins/template:plugins/saliency:plugins/segmentation${PYTHONPATH:+:$PYTHONPATH}"
+# absolute: some tests start Python in another directory
+P=$PWD/plugins
+export PYTHONPATH="$PWD:$P/detection:$P/style_transfer:$P/template:$P/saliency:$P/segmentation${PYTHONPATH:+:$PYTHONPATH}"
 export MINICNN_DISABLE_PLUGIN_AUTOLOAD=1   # plugins come from PYTHONPATH, registered by name
 
 run() {   # run NAME SECONDS COMMAND...

@@ -108,6 +108,24 @@ def test_numpy_inputs_are_accepted_and_outputs_stay_on_the_device():
     np.testing.assert_array_equal(to_numpy(again), to_numpy(y))
 
 
+def test_arrays_with_odd_strides_on_size_one_axes_are_contiguous():
+    """numpy gives ``x[None]`` stride 0 on the new axis and calls it contiguous; numba judges by
+    every stride and refused to reshape such an array on a real GPU (the style-transfer image
+    broke this way). Host and device arrays of that kind both run."""
+    image = testing.tie_free((2, 5, 5), seed=4)
+    odd = np.ascontiguousarray(image[None])
+    assert odd.strides[0] == 0 and odd.flags.c_contiguous
+    conv = nn.Conv2d(2, 3, 3)
+    expected = conv(image[None].copy())
+    conv.to("cuda")
+    dev = cuda_device.CUDADevice()
+    for x in (odd, dev.asarray(odd), cuda_device.cuda.to_device(odd)):
+        np.testing.assert_allclose(to_numpy(conv(x)), expected, rtol=1e-5, atol=1e-6)
+    moved = dev.asarray(odd)
+    assert tuple(moved.strides) == cuda_device.c_strides(odd.shape, odd.itemsize)
+    assert cuda_device.flat(cuda_device.cuda.to_device(odd)).shape == (odd.size,)
+
+
 def test_cpu_module_refuses_device_arrays():
     x = cuda_device.CUDADevice().asarray(np.ones((2, 3), np.float32))
     with pytest.raises(InputError, match=r"on the 'cuda' device and the module on the CPU"):

@@ -46,8 +46,8 @@ def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_b
                 running_mean[c] = (1.0 - factor) * running_mean[c] + factor * mean
                 running_var[c] = (1.0 - factor) * running_var[c] + factor * (acc / (m - 1))
         else:
-            mean = float(running_mean[c])
-            var = float(running_var[c])
+            mean = np.float64(running_mean[c])
+            var = np.float64(running_var[c])
         mean_ws[c] = mean
         invstd_ws[c] = 1.0 / math.sqrt(var + eps)
 

@@ -145,7 +145,7 @@ def _partials(a, b, kind, p, parts):
         if stop > n:
             stop = n
         for i in range(k * CHUNK, stop):
-            v = float(a[i])
+            v = np.float64(a[i])   # float() keeps float32 in numba
             if kind == 0:
                 acc += v * v
             elif kind == 1:
@@ -157,7 +157,7 @@ def _partials(a, b, kind, p, parts):
             elif kind == 2:
                 acc += abs(v) ** p
             elif kind == 3:
-                acc += v * float(b[i])
+                acc += v * np.float64(b[i])
             else:
                 acc += abs(v)
         parts[k] = math.nan if nan else acc

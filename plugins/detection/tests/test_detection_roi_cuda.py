@@ -225,7 +225,7 @@ def test_bad_rois_are_the_cpu_errors():
 
 PTX = textwrap.dedent("""
     import re
-    import minicnn.device  # noqa: F401
+    import minicnn.cuda_device  # noqa: F401 - numpy 2.5 needs its row_stack shim first
     from numba import cuda, types
     try:
         import numba.cuda.dispatcher as dispatcher

@@ -212,7 +212,7 @@ def test_a_whole_style_transfer_runs_on_the_device():
 
 PTX = textwrap.dedent("""
     import re
-    import minicnn.device  # noqa: F401
+    import minicnn.cuda_device  # noqa: F401 - numpy 2.5 needs its row_stack shim first
     from numba import cuda, types
     try:
         import numba.cuda.dispatcher as dispatcher
