@@ -158,6 +158,33 @@ def test_batchnorm_running_statistics_over_several_steps(momentum):
     np.testing.assert_allclose(to_numpy(gpu.running_var), cpu.running_var, rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 16, 16), (300, 2)])
+def test_batchnorm_statistics_merged_from_many_chunks(shape):
+    """Channels long enough to be cut into several chunks per channel (merged with Chan's formula)
+    give the CPU's float64 statistics and gradients to rounding, also for values far from zero
+    (a large mean and a small spread: where a one-pass variance would lose every digit)."""
+    import copy
+
+    from minicnn import to_numpy
+    from minicnn.layers import norm_cuda
+    _, splits = norm_cuda.reduction_shape(shape[1], int(np.prod(shape)) // shape[1])
+    assert splits > 1
+    x = 1000.0 + _x(shape, seed=3).astype(np.float64) * 1e-3
+    gy = _x(shape, seed=4).astype(np.float64)
+    cpu = nn.BatchNorm2d(shape[1]) if len(shape) == 4 else nn.BatchNorm1d(shape[1])
+    cpu = cpu.astype(np.float64)
+    gpu = copy.deepcopy(cpu).to("cuda")
+    outs = [to_numpy(layer(x)) for layer in (gpu, cpu)]
+    grads = [to_numpy(layer.backward(gy)) for layer in (gpu, cpu)]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-7, atol=1e-9)
+    for name in ("weight", "bias"):
+        np.testing.assert_allclose(to_numpy(getattr(gpu, name).grad), getattr(cpu, name).grad,
+                                   rtol=1e-8, atol=1e-8)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(to_numpy(getattr(gpu, name)), getattr(cpu, name), rtol=1e-12)
+
+
 @pytest.mark.parametrize("frozen", ["weight", "bias"])
 def test_linear_parameter_gradients_when_one_is_frozen(frozen):
     """Linear's weight and bias gradients share one launch; either may be skipped."""

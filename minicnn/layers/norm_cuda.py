@@ -1,50 +1,129 @@
 """CUDA kernels of batch normalisation (BatchNorm1d/2d/3d), the CPU kernel's arithmetic.
 
-The input is viewed as (N, C, S). Statistics and the backward sums run one thread per channel, in
-a fixed order (deterministic) with float64 accumulators and the two-pass variance; the element-wise
-parts (normalise, input gradient) run one thread per element from per-channel coefficients kept in
-float64 workspace arrays. Nothing is copied to the host: ``num_batches_tracked`` is incremented on
-the device, ``momentum=None`` (cumulative average) reads it there, and whether forward used the
-batch statistics is kept in device memory for backward. The normalising kernel can apply a fused
-activation as it stores (``forward_fused``; ``minicnn/fusion.py``).
+The input is viewed as (N, C, S), each channel's M = N S values as one run. Statistics and the
+backward sums are block reductions: channel c's run is cut into ``splits`` chunks, one block per
+(channel, chunk); each block's threads sum strided values in float64 and combine them in a fixed
+tree in shared memory, and a second kernel (a thread per channel) merges the chunks in order: the
+mean and variance with Chan's pairwise formula (each chunk's variance is two-pass), the gradient
+sums by plain addition. No atomics: the bits depend on the shape and the launch settings only.
+(One thread per channel walking all M values, as before, took 190 ms per ResNet-20 step on an H100
+for 16 channels of 262144 values.) The element-wise parts (normalise, input gradient) run one
+thread per element from per-channel coefficients kept in float64 workspace arrays. Nothing is
+copied to the host: ``num_batches_tracked`` is incremented on the device, ``momentum=None``
+(cumulative average) reads it there, and whether forward used the batch statistics is kept in
+device memory for backward. The normalising kernel can apply a fused activation as it stores
+(``forward_fused``; ``minicnn/fusion.py``).
 """
 
 import math
 
 import numpy as np
+from numba import float64
 
-from ..cuda_device import cuda, flat, launch
+from .. import cuda_device
+from ..cuda_device import cuda, flat, launch, launch_blocks
 from ..errors import InputError
 from ..kernel import Kernel
 from ..registry import hookimpl
 from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
+TREE = 256            # the reductions' shared arrays (compile-time size): the most threads
+MAX_SPLITS = 64       # chunks per channel; the workspace holds this many partials per channel
+TARGET_BLOCKS = 512   # enough blocks to fill a large GPU several times over
+MIN_PER_THREAD = 16   # a chunk gives each thread at least this many values
+
+
+def reduction_shape(channels, m):
+    """(threads per block, chunks per channel) for runs of ``m`` values: a power-of-two block no
+    larger than the launch settings' (tests shrink it) and enough chunks to fill the GPU."""
+    threads = 1
+    while threads * 2 <= min(TREE, cuda_device.THREADS_PER_BLOCK):
+        threads *= 2
+    by_size = max(1, m // (threads * MIN_PER_THREAD))
+    splits = min(MAX_SPLITS, by_size, max(1, -(-TARGET_BLOCKS // channels)))
+    return threads, splits
+
+
+@cuda.jit(device=True)
+def _block_sum(tree, value, t, threads):
+    """The sum of every thread's ``value`` in a fixed tree order, returned to every thread."""
+    tree[t] = value
+    cuda.syncthreads()
+    width = threads // 2
+    while width > 0:
+        if t < width:
+            tree[t] += tree[t + width]
+        cuda.syncthreads()
+        width //= 2
+    total = tree[0]
+    cuda.syncthreads()     # everyone has read it before the tree is reused
+    return total
+
+
+@cuda.jit(device=True)
+def _chunk(block, splits, m):
+    """(channel, first, stop) of a (channel, chunk) block."""
+    size = (m + splits - 1) // splits
+    first = (block % splits) * size
+    stop = first + size
+    if stop > m:
+        stop = m
+    return block // splits, first, stop
+
 
 @cuda.jit
-def batchnorm_stats(x, running_mean, running_var, count, mean_ws, invstd_ws, n_batch, channels,
-                    spatial, eps, momentum, use_batch, update):
+def batchnorm_partial_stats(x, part, n_batch, channels, spatial, splits):
+    """part[3 b : 3 b + 3] = (count, mean, sum of squared deviations) of block b's chunk."""
+    tree = cuda.shared.array(TREE, float64)
+    t = cuda.threadIdx.x
+    threads = cuda.blockDim.x
     m = n_batch * spatial
+    for block in range(cuda.blockIdx.x, channels * splits, cuda.gridDim.x):
+        c, first, stop = _chunk(block, splits, m)
+        acc = 0.0
+        for j in range(first + t, stop, threads):
+            n = j // spatial
+            acc += x[(n * channels + c) * spatial + j - n * spatial]
+        count = stop - first
+        total = _block_sum(tree, acc, t, threads)
+        mean = total / count if count > 0 else 0.0
+        acc = 0.0
+        for j in range(first + t, stop, threads):
+            n = j // spatial
+            d = x[(n * channels + c) * spatial + j - n * spatial] - mean
+            acc += d * d
+        m2 = _block_sum(tree, acc, t, threads)
+        if t == 0:
+            part[3 * block] = count
+            part[3 * block + 1] = mean
+            part[3 * block + 2] = m2
+
+
+@cuda.jit
+def batchnorm_stats(part, splits, running_mean, running_var, count, mean_ws, invstd_ws, channels,
+                    eps, momentum, use_batch, update):
     for c in range(cuda.grid(1), channels, cuda.gridsize(1)):
         if use_batch:
-            acc = 0.0
-            for n in range(n_batch):
-                base = (n * channels + c) * spatial
-                for s in range(spatial):
-                    acc += x[base + s]
-            mean = acc / m
-            acc = 0.0
-            for n in range(n_batch):
-                base = (n * channels + c) * spatial
-                for s in range(spatial):
-                    d = x[base + s] - mean
-                    acc += d * d
-            var = acc / m
+            seen = 0.0
+            mean = 0.0
+            m2 = 0.0
+            for k in range(splits):    # Chan et al.'s merge, chunk by chunk in order
+                b = 3 * (c * splits + k)
+                size = part[b]
+                if size == 0.0:
+                    continue
+                total = seen + size
+                delta = part[b + 1] - mean
+                mean += delta * (size / total)
+                m2 += part[b + 2] + delta * delta * (seen * size / total)
+                seen = total
+            var = m2 / seen
             if update:
                 # count: batches tracked before this one (the normalising kernel, launched
                 # after this one, adds it: no thread here may see it change)
                 factor = momentum if momentum >= 0.0 else 1.0 / (count[0] + 1)
                 running_mean[c] = (1.0 - factor) * running_mean[c] + factor * mean
-                running_var[c] = (1.0 - factor) * running_var[c] + factor * (acc / (m - 1))
+                running_var[c] = (1.0 - factor) * running_var[c] + factor * (m2 / (seen - 1))
         else:
             mean = np.float64(running_mean[c])
             var = np.float64(running_var[c])
@@ -70,21 +149,42 @@ def batchnorm_normalize(x, y, weight, bias, mean_ws, invstd_ws, channels, spatia
 
 
 @cuda.jit
-def batchnorm_grad_sums(x, gy, weight, mean_ws, invstd_ws, flags, coef, gweight, gbias, n_batch,
+def batchnorm_partial_grad_sums(x, gy, mean_ws, part, n_batch, channels, spatial, splits):
+    """part[2 b : 2 b + 2] = (sum gy, sum gy (x - mean)) over block b's chunk."""
+    tree = cuda.shared.array(TREE, float64)
+    t = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    m = n_batch * spatial
+    for block in range(cuda.blockIdx.x, channels * splits, cuda.gridDim.x):
+        c, first, stop = _chunk(block, splits, m)
+        mean = mean_ws[c]
+        acc_g = 0.0
+        acc_gd = 0.0
+        for j in range(first + t, stop, threads):
+            n = j // spatial
+            i = (n * channels + c) * spatial + j - n * spatial
+            g = np.float64(gy[i])
+            acc_g += g
+            acc_gd += g * (x[i] - mean)
+        sum_g = _block_sum(tree, acc_g, t, threads)
+        sum_gd = _block_sum(tree, acc_gd, t, threads)
+        if t == 0:
+            part[2 * block] = sum_g
+            part[2 * block + 1] = sum_gd
+
+
+@cuda.jit
+def batchnorm_grad_sums(part, splits, weight, invstd_ws, flags, coef, gweight, gbias, n_batch,
                         channels, spatial, affine, need_gw, need_gb):
     m = n_batch * spatial
     use_batch = flags[0] != 0
     for c in range(cuda.grid(1), channels, cuda.gridsize(1)):
-        mean = mean_ws[c]
         invstd = invstd_ws[c]
         sum_g = 0.0
         sum_gd = 0.0
-        for n in range(n_batch):
-            base = (n * channels + c) * spatial
-            for s in range(spatial):
-                g = gy[base + s]
-                sum_g += g
-                sum_gd += g * (x[base + s] - mean)
+        for k in range(splits):
+            sum_g += part[2 * (c * splits + k)]
+            sum_gd += part[2 * (c * splits + k) + 1]
         sum_gxhat = sum_gd * invstd
         if need_gw:
             gweight[c] = sum_gxhat
@@ -113,6 +213,7 @@ class BatchNormCUDA(Kernel):
         c = in_shapes[0][1]
         return {"mean": ((c,), np.float64), "invstd": ((c,), np.float64),
                 "coef": ((3 * c,), np.float64), "flags": ((1,), np.int64),
+                "part": ((3 * MAX_SPLITS * c,), np.float64),
                 "none": ((1,), dtype), "nocount": ((0,), np.int64)}
 
     @staticmethod
@@ -137,9 +238,14 @@ class BatchNormCUDA(Kernel):
         rmean = layer.running_mean if layer.track_running_stats else none
         rvar = layer.running_var if layer.track_running_stats else none
         momentum = -1.0 if layer.momentum is None else float(layer.momentum)
-        launch(batchnorm_stats, channels, flat(xs[0]), rmean, rvar,
-               count if update else ws["flags"], ws["mean"], ws["invstd"], n_batch, channels,
-               spatial, float(layer.eps), momentum, use_batch, update)
+        splits = 0
+        if use_batch:
+            threads, splits = reduction_shape(channels, n_batch * spatial)
+            launch_blocks(batchnorm_partial_stats, min(channels * splits, cuda_device.MAX_BLOCKS),
+                          threads, flat(xs[0]), ws["part"], n_batch, channels, spatial, splits)
+        launch(batchnorm_stats, channels, ws["part"], splits, rmean, rvar,
+               count if update else ws["flags"], ws["mean"], ws["invstd"], channels,
+               float(layer.eps), momentum, use_batch, update)
         weight = layer.weight.data if layer.affine else none
         bias = layer.bias.data if layer.affine else none
         op, alpha = epilogue_args(act)
@@ -154,10 +260,13 @@ class BatchNormCUDA(Kernel):
         n_batch, channels, spatial = self._dims(xs[0])
         none = ws["none"]
         weight = layer.weight.data if layer.affine else none
-        launch(batchnorm_grad_sums, channels, flat(xs[0]), flat(gys[0]), weight, ws["mean"],
-               ws["invstd"], ws["flags"], ws["coef"], none if gw is None else gw,
-               none if gb is None else gb, n_batch, channels, spatial, layer.affine,
-               gw is not None, gb is not None)
+        threads, splits = reduction_shape(channels, n_batch * spatial)
+        launch_blocks(batchnorm_partial_grad_sums, min(channels * splits, cuda_device.MAX_BLOCKS),
+                      threads, flat(xs[0]), flat(gys[0]), ws["mean"], ws["part"], n_batch,
+                      channels, spatial, splits)
+        launch(batchnorm_grad_sums, channels, ws["part"], splits, weight, ws["invstd"],
+               ws["flags"], ws["coef"], none if gw is None else gw, none if gb is None else gb,
+               n_batch, channels, spatial, layer.affine, gw is not None, gb is not None)
         if gxs[0] is not None:
             launch(batchnorm_grad_input, xs[0].size, flat(xs[0]), flat(gys[0]), flat(gxs[0]),
                    ws["mean"], ws["coef"], channels, spatial)
