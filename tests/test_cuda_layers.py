@@ -165,9 +165,8 @@ def test_batchnorm_statistics_merged_from_many_chunks(shape):
     (a large mean and a small spread: where a one-pass variance would lose every digit)."""
     import copy
 
-    from minicnn import to_numpy
-    from minicnn.layers import norm_cuda
-    _, splits = norm_cuda.reduction_shape(shape[1], int(np.prod(shape)) // shape[1])
+    from minicnn import cuda_reduce, to_numpy
+    _, splits = cuda_reduce.block_shape(shape[1], int(np.prod(shape)) // shape[1])
     assert splits > 1
     x = 1000.0 + _x(shape, seed=3).astype(np.float64) * 1e-3
     gy = _x(shape, seed=4).astype(np.float64)
@@ -183,6 +182,42 @@ def test_batchnorm_statistics_merged_from_many_chunks(shape):
                                    rtol=1e-8, atol=1e-8)
     for name in ("running_mean", "running_var"):
         np.testing.assert_allclose(to_numpy(getattr(gpu, name)), getattr(cpu, name), rtol=1e-12)
+
+
+CHUNKED_CONVS = [
+    ("plain", lambda: nn.Conv2d(1, 3, 3, stride=2, padding=1), (4, 1, 20, 20)),
+    ("groups_dilation", lambda: nn.Conv2d(4, 4, 3, groups=2, dilation=2, padding=2),
+     (2, 4, 12, 12)),
+    ("conv3d", lambda: nn.Conv3d(2, 2, (2, 3, 3), stride=(1, 1, 2)), (2, 2, 4, 10, 20)),
+    ("conv1d", lambda: nn.Conv1d(2, 3, 5, padding=2, bias=False), (3, 2, 200)),
+]
+
+
+@pytest.mark.parametrize("make, shape", [c[1:] for c in CHUNKED_CONVS],
+                         ids=[c[0] for c in CHUNKED_CONVS])
+def test_long_weight_gradient_sums_run_in_chunks(make, shape):
+    """Weight gradients whose sums run over many output positions are block reductions cut into
+    chunks (``conv_backward_weight_chunks``): the CPU's gradients, in float64 to rounding."""
+    import copy
+
+    from minicnn import to_numpy
+    from minicnn.layers import conv_cuda
+    cpu = make().astype(np.float64)
+    gpu = copy.deepcopy(cpu).to("cuda")
+    x = _x(shape, seed=5).astype(np.float64)
+    values = conv_cuda.geometry_values(cpu, shape)
+    assert conv_cuda.tiled.weight_splits(values) == 0
+    assert conv_cuda.chunked_weight_splits(values, cpu.weight.size) > 1
+    gy = _x(cpu(x).shape, seed=6).astype(np.float64)
+    for layer in (cpu, gpu):
+        layer(x)
+        layer.backward(gy)
+    np.testing.assert_allclose(to_numpy(gpu.weight.grad), cpu.weight.grad, rtol=1e-10,
+                               atol=1e-10)
+
+
+def test_chunked_weight_gradient_gradcheck():
+    testing.gradcheck(nn.Conv2d(1, 2, 3).to("cuda"), [_x((2, 1, 14, 14), seed=7)], max_elements=24)
 
 
 @pytest.mark.parametrize("frozen", ["weight", "bias"])

@@ -12,7 +12,9 @@ Directions (each element written by exactly one thread, sums in a fixed order: b
 * input grad   thread per ``x`` element ``(n, c, d, h, w)``: the sum over the output channels of
   ``c``'s group and the kernel taps ``k`` for which ``t = d + PD - kd * DD`` is a multiple of the
   stride and ``t / SD`` a valid output index (likewise h, w) of ``w[o, ci, k] * gy[n, o, t / S]``;
-* weight grad  thread per weight element: the sum over the batch and the output positions;
+* weight grad  thread per weight element: the sum over the batch and the output positions; when
+  those sums are long, a block per (weight element, chunk of positions) summing in float64 in a
+  fixed tree (``conv_backward_weight_chunks``), the chunks then added in order;
 * bias grad    thread per output channel.
 
 The forward kernels can also apply an activation as they store (``forward_fused``, used by the
@@ -27,7 +29,12 @@ reduction into chunks whose partials live in the ``gw_part`` workspace (summed i
 transposed convolution's forward through it.
 """
 
-from ..cuda_device import const_array, cuda, flat, launch, zero_of
+import numpy as np
+from numba import float64
+
+from .. import cuda_device
+from ..cuda_device import const_array, cuda, flat, launch, launch_blocks, zero_of
+from ..cuda_reduce import MIN_PER_THREAD, TREE, block_shape, block_sum, chunk_of
 from ..kernel import Kernel
 from ..registry import hookimpl
 from . import conv_tiled_cuda as tiled
@@ -174,6 +181,57 @@ def conv_backward_weight(x, gy, gw, hp, zero):
 
 
 @cuda.jit
+def conv_backward_weight_chunks(x, gy, part, hp, splits):
+    """Long weight-gradient sums cut into chunks: block (weight element e, chunk k) sums its chunk
+    of the N OD OH OW output positions in float64, in a fixed tree; part[k, e] (flat (splits,
+    gw.size)) gets the sum. Thread per weight element walking every position is what
+    ``conv_backward_weight`` does; with few weights and long sums (LeNet's first layer at batch
+    1024: 150 threads, 113 ms on an H100) that leaves the GPU idle."""
+    tree = cuda.shared.array(TREE, float64)
+    t = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    N, C, D, H, W = hp[0], hp[1], hp[2], hp[3], hp[4]
+    O, OD, OH, OW = hp[5], hp[6], hp[7], hp[8]
+    KD, KH, KW = hp[9], hp[10], hp[11]
+    SD, SH, SW = hp[12], hp[13], hp[14]
+    PD, PH, PW = hp[15], hp[16], hp[17]
+    DD, DH, DW = hp[18], hp[19], hp[20]
+    G = hp[21]
+    cg = C // G
+    og = O // G
+    size = O * cg * KD * KH * KW
+    positions = N * OD * OH * OW
+    for block in range(cuda.blockIdx.x, size * splits, cuda.gridDim.x):
+        idx, first, stop = chunk_of(block, splits, positions)
+        kw = idx % KW
+        r = idx // KW
+        kh = r % KH
+        r = r // KH
+        kd = r % KD
+        r = r // KD
+        ci = r % cg
+        o = r // cg
+        c = (o // og) * cg + ci
+        acc = 0.0
+        for j in range(first + t, stop, threads):
+            ow = j % OW
+            q = j // OW
+            oh = q % OH
+            q = q // OH
+            od = q % OD
+            n = q // OD
+            d = od * SD - PD + kd * DD
+            h = oh * SH - PH + kh * DH
+            ww = ow * SW - PW + kw * DW
+            if d >= 0 and d < D and h >= 0 and h < H and ww >= 0 and ww < W:
+                g = np.float64(gy[(((n * O + o) * OD + od) * OH + oh) * OW + ow])
+                acc += g * x[(((n * C + c) * D + d) * H + h) * W + ww]
+        total = block_sum(tree, acc, t, threads)
+        if t == 0:
+            part[(block % splits) * size + idx] = total
+
+
+@cuda.jit
 def conv_backward_bias(gy, gb, shape, zero):
     """gb[o] = sum of gy[n, o, :] (gy flat (N, O, P), shape = (N, O, P)): a thread per channel."""
     N, O, P = shape[0], shape[1], shape[2]
@@ -230,10 +288,27 @@ def run_backward_data(gy, w, gx, values, b=None):
                const_array(values), b is not None, zero_of(gx.dtype))
 
 
+def _positions(values):
+    return values[0] * values[6] * values[7] * values[8]
+
+
+def chunked_weight_splits(values, weight_size):
+    """Chunks per weight element of ``conv_backward_weight_chunks``; 0 for sums too short to be
+    worth a block (a thread per element then)."""
+    threads, splits = block_shape(weight_size, _positions(values))
+    return splits if _positions(values) >= threads * MIN_PER_THREAD else 0
+
+
 def weight_workspace(values, weight_size, dtype):
-    """The workspace of the tiled weight gradient (chunk partials), {} when it needs none."""
+    """The weight gradient's chunk partials (tiled: in the dtype; chunked direct: float64), {}
+    when it needs none."""
     splits = tiled.weight_splits(values)
-    return {"gw_part": ((splits * weight_size,), dtype)} if splits > 1 else {}
+    if splits > 1:
+        return {"gw_part": ((splits * weight_size,), dtype)}
+    if splits == 0 and chunked_weight_splits(values, weight_size):
+        return {"gw_part64": ((chunked_weight_splits(values, weight_size) * weight_size,),
+                              np.float64)}
+    return {}
 
 
 def run_backward_weight(x, gy, gw, values, ws):
@@ -244,6 +319,14 @@ def run_backward_weight(x, gy, gw, values, ws):
         splits = 0        # the workspace was planned with other settings: the direct kernel
     if splits:
         tiled.backward_weight(x, gy, gw, part if splits > 1 else gw, values, splits)
+        return
+    chunks = chunked_weight_splits(values, gw.size)
+    part = ws.get("gw_part64")
+    if chunks and part is not None and part.size == chunks * gw.size:
+        threads, _ = block_shape(gw.size, _positions(values))
+        launch_blocks(conv_backward_weight_chunks, min(gw.size * chunks, cuda_device.MAX_BLOCKS),
+                      threads, x, gy, part, const_array(values), chunks)
+        launch(tiled.split_sum, gw.size, part, gw, chunks)   # in order, then to gw's dtype
     else:
         launch(conv_backward_weight, gw.size, x, gy, gw, const_array(values), zero_of(gw.dtype))
 

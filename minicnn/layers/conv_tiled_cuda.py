@@ -39,14 +39,13 @@ Tests shrink ``TILE`` (and the thresholds) so the simulator runs several blocks 
 at every edge on tiny shapes; kernels are built per (direction, dtype, tile) and cached.
 """
 
-import sys
-import threading
 
 import numpy as np
 from numba import from_dtype
 
 from .. import cuda_device as cd
 from ..cuda_device import cuda
+from ..cuda_reduce import block_sum  # noqa: F401 - also makes simulated shared arrays safe
 from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
 TILE = (64, 128, 8, 8, 8)   # BM (rows: channels), BN (columns: pixels), BK (reduction), TM, TN
@@ -59,40 +58,6 @@ SUM_THREADS = 128           # block size of channel_sum (a power of two)
 
 u32 = np.uint32
 u64 = np.uint64
-
-
-def _simulator_shared_arrays_thread_safe():
-    """numba's CUDA simulator creates a launch's shared array when the first thread reaches it,
-    with no lock: two threads racing there each make one and no longer share (rare wrong sums,
-    seen in gradchecks). Serialise that creation; simulator only, installed once."""
-    from numba import types
-    from numba.cuda.simulator import kernelapi
-    from numba.np import numpy_support
-    cls = kernelapi.FakeCUDAShared
-    if getattr(cls, "minicnn_lock", None) is not None:
-        return
-    lock = threading.Lock()
-    dynamic = cls.array
-
-    def array(self, shape, dtype):
-        if shape == 0:
-            return dynamic(self, shape, dtype)
-        if isinstance(dtype, types.Type):
-            dtype = numpy_support.as_dtype(dtype)
-        frame = sys._getframe(1)
-        caller = (frame.f_code.co_filename, frame.f_lineno)   # one array per source line
-        with lock:
-            res = self._allocations.get(caller)
-            if res is None:
-                res = self._allocations[caller] = np.empty(shape, dtype)
-        return res
-
-    cls.array = array
-    cls.minicnn_lock = lock
-
-
-if cd.SIMULATOR:
-    _simulator_shared_arrays_thread_safe()
 
 
 def check_tile(tile):

@@ -22,53 +22,11 @@ from numba import float64
 
 from .. import cuda_device
 from ..cuda_device import cuda, flat, launch, launch_blocks
+from ..cuda_reduce import MAX_SPLITS, TREE, block_shape, block_sum, chunk_of
 from ..errors import InputError
 from ..kernel import Kernel
 from ..registry import hookimpl
 from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
-
-TREE = 256            # the reductions' shared arrays (compile-time size): the most threads
-MAX_SPLITS = 64       # chunks per channel; the workspace holds this many partials per channel
-TARGET_BLOCKS = 512   # enough blocks to fill a large GPU several times over
-MIN_PER_THREAD = 16   # a chunk gives each thread at least this many values
-
-
-def reduction_shape(channels, m):
-    """(threads per block, chunks per channel) for runs of ``m`` values: a power-of-two block no
-    larger than the launch settings' (tests shrink it) and enough chunks to fill the GPU."""
-    threads = 1
-    while threads * 2 <= min(TREE, cuda_device.THREADS_PER_BLOCK):
-        threads *= 2
-    by_size = max(1, m // (threads * MIN_PER_THREAD))
-    splits = min(MAX_SPLITS, by_size, max(1, -(-TARGET_BLOCKS // channels)))
-    return threads, splits
-
-
-@cuda.jit(device=True)
-def _block_sum(tree, value, t, threads):
-    """The sum of every thread's ``value`` in a fixed tree order, returned to every thread."""
-    tree[t] = value
-    cuda.syncthreads()
-    width = threads // 2
-    while width > 0:
-        if t < width:
-            tree[t] += tree[t + width]
-        cuda.syncthreads()
-        width //= 2
-    total = tree[0]
-    cuda.syncthreads()     # everyone has read it before the tree is reused
-    return total
-
-
-@cuda.jit(device=True)
-def _chunk(block, splits, m):
-    """(channel, first, stop) of a (channel, chunk) block."""
-    size = (m + splits - 1) // splits
-    first = (block % splits) * size
-    stop = first + size
-    if stop > m:
-        stop = m
-    return block // splits, first, stop
 
 
 @cuda.jit
@@ -79,20 +37,20 @@ def batchnorm_partial_stats(x, part, n_batch, channels, spatial, splits):
     threads = cuda.blockDim.x
     m = n_batch * spatial
     for block in range(cuda.blockIdx.x, channels * splits, cuda.gridDim.x):
-        c, first, stop = _chunk(block, splits, m)
+        c, first, stop = chunk_of(block, splits, m)
         acc = 0.0
         for j in range(first + t, stop, threads):
             n = j // spatial
             acc += x[(n * channels + c) * spatial + j - n * spatial]
         count = stop - first
-        total = _block_sum(tree, acc, t, threads)
+        total = block_sum(tree, acc, t, threads)
         mean = total / count if count > 0 else 0.0
         acc = 0.0
         for j in range(first + t, stop, threads):
             n = j // spatial
             d = x[(n * channels + c) * spatial + j - n * spatial] - mean
             acc += d * d
-        m2 = _block_sum(tree, acc, t, threads)
+        m2 = block_sum(tree, acc, t, threads)
         if t == 0:
             part[3 * block] = count
             part[3 * block + 1] = mean
@@ -156,7 +114,7 @@ def batchnorm_partial_grad_sums(x, gy, mean_ws, part, n_batch, channels, spatial
     threads = cuda.blockDim.x
     m = n_batch * spatial
     for block in range(cuda.blockIdx.x, channels * splits, cuda.gridDim.x):
-        c, first, stop = _chunk(block, splits, m)
+        c, first, stop = chunk_of(block, splits, m)
         mean = mean_ws[c]
         acc_g = 0.0
         acc_gd = 0.0
@@ -166,8 +124,8 @@ def batchnorm_partial_grad_sums(x, gy, mean_ws, part, n_batch, channels, spatial
             g = np.float64(gy[i])
             acc_g += g
             acc_gd += g * (x[i] - mean)
-        sum_g = _block_sum(tree, acc_g, t, threads)
-        sum_gd = _block_sum(tree, acc_gd, t, threads)
+        sum_g = block_sum(tree, acc_g, t, threads)
+        sum_gd = block_sum(tree, acc_gd, t, threads)
         if t == 0:
             part[2 * block] = sum_g
             part[2 * block + 1] = sum_gd
@@ -240,7 +198,7 @@ class BatchNormCUDA(Kernel):
         momentum = -1.0 if layer.momentum is None else float(layer.momentum)
         splits = 0
         if use_batch:
-            threads, splits = reduction_shape(channels, n_batch * spatial)
+            threads, splits = block_shape(channels, n_batch * spatial)
             launch_blocks(batchnorm_partial_stats, min(channels * splits, cuda_device.MAX_BLOCKS),
                           threads, flat(xs[0]), ws["part"], n_batch, channels, spatial, splits)
         launch(batchnorm_stats, channels, ws["part"], splits, rmean, rvar,
@@ -260,7 +218,7 @@ class BatchNormCUDA(Kernel):
         n_batch, channels, spatial = self._dims(xs[0])
         none = ws["none"]
         weight = layer.weight.data if layer.affine else none
-        threads, splits = reduction_shape(channels, n_batch * spatial)
+        threads, splits = block_shape(channels, n_batch * spatial)
         launch_blocks(batchnorm_partial_grad_sums, min(channels * splits, cuda_device.MAX_BLOCKS),
                       threads, flat(xs[0]), flat(gys[0]), ws["mean"], ws["part"], n_batch,
                       channels, spatial, splits)
