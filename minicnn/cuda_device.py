@@ -133,6 +133,10 @@ def _configure(kernel, key):
         # the simulator's kernel[...] configures the kernel object itself and returns it: a
         # launcher kept as it is would run with whichever grid that kernel was given last
         run = functools.partial(_configured_on_call, kernel, blocks, threads)
+    else:
+        from . import cuda_launch
+        if cuda_launch.available():   # numba's launch without its per-call marshalling
+            run = cuda_launch.BareLauncher(kernel, run)
     if len(_launchers) > 4096:
         _launchers.clear()
     _launchers[key] = run

@@ -92,8 +92,9 @@ def profile(name, batch, steps, top):
         step()
         dev.synchronize()
         times.append(time.perf_counter() - t0)
+    from minicnn import cuda_launch
     print(f"\n{name}, batch {batch}: median step {np.median(times) * 1e3:.2f} ms "
-          f"(min {np.min(times) * 1e3:.2f})")
+          f"(min {np.min(times) * 1e3:.2f}); launches so far {cuda_launch.launches}")
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(steps):
@@ -146,7 +147,8 @@ def main():
     parser.add_argument("--per-kernel", action="store_true",
                         help="GPU time per kernel (LeNet-5 batch 1024, ResNet-20 batch 256)")
     args = parser.parse_args()
-    print("numba's own costs:")
+    from minicnn import cuda_launch
+    print(f"numba's own costs (minicnn's bare launches: {cuda_launch.available()}):")
     numba_costs()
     if args.per_kernel:
         per_kernel("lenet5", 1024, 5, args.top)

@@ -267,6 +267,51 @@ def test_training_matches_the_cpu_step_for_step(make_opt):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.skipif(cuda_device.SIMULATOR, reason="bare launches need a real GPU: the simulator "
+                                                  "runs kernels as Python and never uses them")
+def test_bare_launches_give_the_ordinary_launches_bits(monkeypatch):
+    """Training with minicnn's bare launches (numba's marshalling cached) and with numba's
+    ordinary calls gives the same bits, and the bare path is really taken."""
+    from minicnn import cuda_launch
+    if not cuda_launch.available():
+        pytest.skip("bare launches need numba-cuda with cuda.core")
+    x = testing.tie_free((8, 1, 4, 4))
+    labels = np.arange(8) % 3
+    runs = {}
+    for bare in (True, False):
+        monkeypatch.setattr(cuda_launch, "available", lambda bare=bare: bare)
+        cuda_device.set_launch()                  # drops the configured launchers
+        before = cuda_launch.launches["bare"]
+        minicnn.manual_seed(0)
+        model = _small_convnet().to("cuda")
+        loss = nn.CrossEntropyLoss()
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        values = []
+        for _ in range(4):
+            values.append(loss(model(x), labels))
+            model.backward(loss.backward(), input_grad=False)
+            opt.step()
+        runs[bare] = values, [to_numpy(p.data) for p in model.parameters()]
+        assert (cuda_launch.launches["bare"] > before) == bare
+    cuda_device.set_launch()
+    assert runs[True][0] == runs[False][0]
+    for a, b in zip(runs[True][1], runs[False][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bare_launches_stay_off_on_the_simulator_and_when_turned_off(monkeypatch):
+    from minicnn import cuda_launch
+    monkeypatch.setenv("MINICNN_BARE_LAUNCH", "0")
+    assert not cuda_launch.available()
+    if cuda_device.SIMULATOR:
+        monkeypatch.delenv("MINICNN_BARE_LAUNCH")
+        cuda_device.set_launch()
+        layer = nn.Linear(3, 2).to("cuda")
+        layer(np.ones((2, 3), np.float32))
+        assert not any(isinstance(run, cuda_launch.BareLauncher)
+                       for run in cuda_device._launchers.values())
+
+
 def test_launch_settings_round_trip():
     old = cuda_device.set_launch(threads_per_block=16, max_blocks=2)
     assert (cuda_device.THREADS_PER_BLOCK, cuda_device.MAX_BLOCKS) == (16, 2)
