@@ -109,13 +109,14 @@ def launch_blocks(kernel, blocks, threads, *args):
         _run(kernel, (kernel, blocks, threads), args)
 
 
-def _run(kernel, key, args):
+def _run(kernel, key, args, record=True):
     """The one launch path: the configured launcher from the cache (configured on a miss),
-    the signature into ``RECORD`` when recording, then the launch."""
+    the signature into ``RECORD`` when recording (``record=False``: the caller records under a
+    name of its own), then the launch."""
     run = _launchers.get(key)
     if run is None:
         run = _configure(kernel, key)
-    if RECORD is not None:
+    if record and RECORD is not None:
         RECORD.add(_signature(kernel, args))
     run(*args)
 

@@ -70,11 +70,9 @@ def main():
     from minicnn.device import get_device
     dev = get_device("cuda")
     from minicnn import cuda_device
-    from minicnn.layers import conv_tiled_cuda
     minicnn.get_registry().enable_device("cuda")   # kernel modules imported before patching
     counter = Counter()
     cuda_device._launchers = _NoLaunch(counter)
-    conv_tiled_cuda._launchers = _NoLaunch(counter)
     where = "numba's CUDA simulator" if cuda_device.SIMULATOR else "a real GPU (kernels not run)"
     print(f"minicnn host work per training step on {where}, batch {args.batch}, "
           f"minimum of {args.steps} steps")
