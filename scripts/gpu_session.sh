@@ -7,6 +7,7 @@
 #   bash scripts/gpu_session.sh compare    # scripts/compare_torch.py --device cuda --cpu-baseline
 #   bash scripts/gpu_session.sh bench      # the GPU asv benchmarks (run directly) and host overhead
 #   bash scripts/gpu_session.sh plugins    # check-plugin --strict on the GPU; style transfer vs PyTorch
+#   bash scripts/gpu_session.sh profile    # launch costs, cProfile and per-kernel GPU time of steps
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu-logs); its exit code,
 # time and last lines are printed. numba's cache stays in the checkout, so a later group on the
@@ -63,8 +64,12 @@ plugins)
             --device cuda --size 256 --iterations 300 --out "$OUT/style"
     fi
     ;;
+profile)
+    TAIL=80 run profile 150 python3 scripts/profile_cuda_step.py --steps 20 --top 15
+    TAIL=60 run profile_per_kernel 150 python3 scripts/profile_cuda_step.py --per-kernel --top 25
+    ;;
 *)
-    sed -n '2,13p' "$0"
+    sed -n '2,14p' "$0"
     exit 2
     ;;
 esac
