@@ -41,6 +41,7 @@ is imported, only when numpy lacks the name.
 import functools
 import logging
 import math
+import os
 
 import numpy as np
 
@@ -67,8 +68,10 @@ ROW_STACK_SHIM = _install_row_stack_shim()
 from numba import config as _numba_config  # noqa: E402 - after the shim, on purpose
 from numba import cuda  # noqa: E402
 
-# Reductions launch one or a few blocks on purpose; numba would warn at each such launch.
-_numba_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+# Reductions launch one or a few blocks on purpose; numba would warn at each such launch (a user
+# who sets NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS keeps their choice).
+if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" not in os.environ:
+    _numba_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 SIMULATOR = "simulator" in getattr(cuda.device_array, "__module__", "")
 
