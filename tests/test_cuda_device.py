@@ -21,6 +21,7 @@ from minicnn.registry import get_registry, hookimpl
 from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
 
 cuda_device = cuda_or_skip()
+from minicnn import cuda_reduce  # noqa: E402 - imports numba.cuda: after the simulator check
 
 
 def _run(code, **env):
@@ -345,6 +346,7 @@ def test_trainer_fits_and_predicts_on_the_device_like_on_the_cpu():
 
 TREE = 16   # the shared array of the reduction below: a compile-time size
 cuda = cuda_device.cuda   # a module global: the simulator swaps it inside kernels
+block_sum = cuda_reduce.block_sum
 
 
 @cuda.jit
@@ -369,16 +371,9 @@ def block_sums(x, sums, length):
     acc = 0.0
     for k in range(t, length, threads):
         acc += x[row * length + k]
-    partial[t] = acc
-    cuda.syncthreads()
-    width = threads // 2
-    while width > 0:
-        if t < width:
-            partial[t] += partial[t + width]
-        cuda.syncthreads()
-        width //= 2
+    total = block_sum(partial, acc, t, threads)     # minicnn's shared tree reduction
     if t == 0:
-        sums[row] = partial[0]
+        sums[row] = total
 
 
 def _tree_sum(row, threads):

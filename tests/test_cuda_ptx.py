@@ -15,7 +15,7 @@ import pytest
 from minicnn import Param, optim, testing
 
 from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
-from .test_cuda_layers import CASES, build
+from .test_cuda_layers import CASES, CHUNKED_CONVS, build
 from .test_cuda_tiled import record_tiled_launches
 
 cuda_device = cuda_or_skip()
@@ -39,6 +39,10 @@ def _record():
             layer = build("conv2d")[0].to("cuda").astype(dtype)
             layer(np.ones((1, 2, 3, 3), dtype))
             layer.backward(np.ones((1, 2, 2, 2), dtype))
+            _, make, shape = CHUNKED_CONVS[0]       # a weight gradient summed in chunks
+            layer = make().to("cuda").astype(dtype)
+            y = layer(np.ones(shape, dtype))
+            layer.backward(np.ones(y.shape, dtype))
         return sorted(set(cuda_device.RECORD) | set(record_tiled_launches()))
     finally:
         cuda_device.RECORD = None

@@ -141,6 +141,20 @@ def conv_backward_data(gy, w, b, gx, hp, has_bias, zero):
         gx[idx] = acc
 
 
+@cuda.jit(device=True)
+def _weight_element(idx, cg, og, KD, KH, KW):
+    """(output channel, input channel, kd, kh, kw) of flat weight index ``idx``."""
+    kw = idx % KW
+    r = idx // KW
+    kh = r % KH
+    r = r // KH
+    kd = r % KD
+    r = r // KD
+    ci = r % cg
+    o = r // cg
+    return o, (o // og) * cg + ci, kd, kh, kw
+
+
 @cuda.jit
 def conv_backward_weight(x, gy, gw, hp, zero):
     N, C, D, H, W = hp[0], hp[1], hp[2], hp[3], hp[4]
@@ -153,15 +167,7 @@ def conv_backward_weight(x, gy, gw, hp, zero):
     cg = C // G
     og = O // G
     for idx in range(cuda.grid(1), gw.size, cuda.gridsize(1)):
-        kw = idx % KW
-        r = idx // KW
-        kh = r % KH
-        r = r // KH
-        kd = r % KD
-        r = r // KD
-        ci = r % cg
-        o = r // cg
-        c = (o // og) * cg + ci
+        o, c, kd, kh, kw = _weight_element(idx, cg, og, KD, KH, KW)
         acc = zero
         for n in range(N):
             xc = (n * C + c) * D
@@ -206,15 +212,7 @@ def conv_backward_weight_chunks(x, gy, part, hp, splits):
     positions = N * OD * OH * OW
     for block in range(cuda.blockIdx.x, size * splits, cuda.gridDim.x):
         idx, first, stop = chunk_of(block, splits, positions)
-        kw = idx % KW
-        r = idx // KW
-        kh = r % KH
-        r = r // KH
-        kd = r % KD
-        r = r // KD
-        ci = r % cg
-        o = r // cg
-        c = (o // og) * cg + ci
+        o, c, kd, kh, kw = _weight_element(idx, cg, og, KD, KH, KW)
         acc = 0.0
         for j in range(first + t, stop, threads):
             ow = j % OW
