@@ -2,8 +2,8 @@
 
 numba's ordinary call ``kernel[grid, block](*args)`` types every argument, picks the compiled
 overload and turns each device array into its launch parameters (size, item size, pointer, shape,
-strides) anew on every call: about 25 microseconds for one array and 90 for eight on an H100
-host, where the launch itself costs a few. A training step of a small network launches a few
+strides) anew on every call: 21 to 30 microseconds for one array and 63 to 94 for eight on the
+H100 machine, where a bare launch costs 7 and 16. A training step of a small network launches a few
 hundred kernels, so that marshalling was most of the step (LeNet-5: 10 ms against PyTorch's 2.4).
 
 A :class:`BareLauncher` does the first call of each argument-type combination through numba

@@ -8,8 +8,8 @@ index and ``threads`` the block size (a power of two from :func:`block_shape`); 
 the block must call it, and every thread gets the sum back.
 
 Importing this module also makes numba's CUDA simulator safe for shared arrays and for device
-functions of another module than their kernel's, such as ``block_sum`` (see
-``_simulator_thread_safe``).
+functions of another module than their kernel's, such as ``block_sum`` (the two
+``_simulator_..._thread_safe`` functions at the end).
 """
 
 import contextlib

@@ -39,13 +39,12 @@ Tests shrink ``TILE`` (and the thresholds) so the simulator runs several blocks 
 at every edge on tiny shapes; kernels are built per (direction, dtype, tile) and cached.
 """
 
-
 import numpy as np
 from numba import from_dtype
 
 from .. import cuda_device as cd
+from .. import cuda_reduce  # noqa: F401 - importing it makes simulated shared arrays safe
 from ..cuda_device import cuda
-from ..cuda_reduce import block_sum  # noqa: F401 - also makes simulated shared arrays safe
 from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
 
 TILE = (64, 128, 8, 8, 8)   # BM (rows: channels), BN (columns: pixels), BK (reduction), TM, TN
