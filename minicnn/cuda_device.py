@@ -12,7 +12,8 @@ shared-memory reduction, say) uses ``launch_blocks(kernel, blocks, threads, *arg
 the configured launcher in one cache, per (kernel, n) and per (kernel, blocks, threads), so a
 training step's launches do no configuration work; geometry (sizes, strides, padding) travels as
 one small device int64 array uploaded once per layer and shape (``const_array``), not as many
-scalar arguments (numba's per-argument marshalling is most of a launch's 50-85 us host cost).
+scalar arguments (numba's per-argument marshalling is most of a launch's 20-90 us host cost; on a
+real GPU ``minicnn/cuda_launch.py`` does it once per array instead of once per launch).
 
 For plugin authors. A plugin's CUDA kernels use these public names instead of launchers of their
 own (``plugins/template/minicnn_swish/swish_cuda.py`` shows them all):

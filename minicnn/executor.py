@@ -16,7 +16,7 @@ from . import fusion, structure
 from .device import device_of, get_device, to_numpy
 from .errors import ConfigError, InputError, KernelMissingError, NonFiniteError, ShapeError
 from .layer import Layer
-from .packed import pack, packable
+from .packed import by_dtype, pack, packable
 from .registry import get_registry
 
 _MAX_PLANS = 4   # input signatures remembered per executor (train batch, last batch, eval batch...)
@@ -263,10 +263,7 @@ class Plan:
         todo = [p for p in self.param_order
                 if p.requires_grad and packable(p.data) and device_of(p.data) == self.dev.name
                 and not _grad_fits(p, self.dev)]
-        by_dtype = {}
-        for param in todo:
-            by_dtype.setdefault(param.data.dtype.str, []).append(param)
-        for params in by_dtype.values():
+        for params in by_dtype(todo):
             views = pack(self.dev, [p.data.shape for p in params], params[0].data.dtype)
             for param, view in zip(params, views, strict=True):
                 param.grad = view

@@ -70,16 +70,20 @@ def span(arrays):
     return view
 
 
+def by_dtype(params):
+    """``params`` grouped by their data's dtype (one buffer each), in order, each once (a shared
+    parameter appears once however often it is listed)."""
+    groups, seen = {}, set()
+    for param in params:
+        if id(param) not in seen:
+            seen.add(id(param))
+            groups.setdefault(param.data.dtype.str, []).append(param)
+    return list(groups.values())
+
+
 def pack_parameters(params, dev):
     """Replace the data of ``params`` that live on ``dev`` (device arrays) with packed copies, one
     buffer per dtype, in the order given (shared parameters once)."""
-    by_dtype = {}
-    seen = set()
-    for param in params:
-        if id(param) in seen or not packable(param.data):
-            continue
-        seen.add(id(param))
-        by_dtype.setdefault(param.data.dtype.str, []).append(param)
-    for group in by_dtype.values():
+    for group in by_dtype(p for p in params if packable(p.data)):
         for param, view in zip(group, pack_copies(dev, [p.data for p in group]), strict=True):
             param.data = view
