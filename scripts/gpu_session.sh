@@ -50,7 +50,7 @@ compare)
     TAIL=60 run compare_torch 570 python3 scripts/compare_torch.py --device cuda --cpu-baseline
     ;;
 bench)
-    TAIL=40 run bench_cuda 240 python3 scripts/run_benchmarks.py bench_cuda
+    TAIL=40 run bench_cuda 330 python3 scripts/run_benchmarks.py bench_cuda
     TAIL=20 run bench_training 200 python3 scripts/run_benchmarks.py bench_training TrainingStep
     run host_overhead 60 python3 scripts/cuda_host_overhead.py --compare-fusion --batch 256
     ;;

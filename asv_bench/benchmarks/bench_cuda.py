@@ -1,6 +1,7 @@
 """The CUDA backend on a real GPU: LeNet-5 training steps, convolutions (each direction, the
 kernel minicnn chooses against the direct one, and PyTorch/cuDNN with TF32 off beside them), the
-transposed convolution, padding and ReLU, with inputs already on the device. Every setup raises
+transposed convolution, batch norm, padding and ReLU, with inputs already on the device, and the
+host cost of one kernel launch. Every setup raises
 NotImplementedError (asv: skipped) without a GPU, and on numba's simulator, which is far too slow
 to time (``scripts/gpu_check.py`` prints the same convolution table in one run)."""
 
@@ -8,11 +9,14 @@ import numpy as np
 
 from minicnn import fusion, nn, optim, zoo
 
-from ._util import cuda_device_or_skip, data, rate
+from ._util import best_seconds, cuda_device_or_skip, data, rate
 
 # (N, C, H, W, O, kernel, stride, padding): ResNet-20 (CIFAR) and ResNet-18 (ImageNet) layers
 CONV_SHAPES = [(128, 32, 16, 16, 32, 3, 1, 1), (32, 64, 56, 56, 64, 3, 1, 1),
-               (32, 64, 56, 56, 128, 3, 2, 1), (32, 256, 14, 14, 256, 3, 1, 1)]
+               (32, 64, 56, 56, 128, 3, 2, 1), (32, 256, 14, 14, 256, 3, 1, 1),
+               # the direct kernels' cases: LeNet's first layer (a few weights, long sums: the
+               # chunked weight gradient) and ResNet-18's stride-2 7x7 stem (direct input grad)
+               (1024, 1, 28, 28, 6, 5, 1, 2), (32, 3, 224, 224, 64, 7, 2, 3)]
 
 
 class LeNet5Step:
@@ -72,6 +76,81 @@ class Conv3x3:
         return rate(lambda: self.time_forward(shape), 2 * n * c * c * 9 * h * w) / 1e9
 
     track_forward_gflops.unit = "GFLOP/s"
+
+
+class BatchNormDevice:
+    """Batch norm in training mode: block-reduced statistics and gradient sums. ResNet-20's first
+    stage (few channels, long runs per channel) and a ResNet-18 stage."""
+    params = ([(256, 16, 32, 32), (32, 64, 56, 56)],)
+    param_names = ["shape"]
+
+    def setup(self, shape):
+        self.dev = cuda_device_or_skip()
+        self.layer = nn.BatchNorm2d(shape[1]).to("cuda")
+        self.x = self.dev.asarray(data(shape))
+        self.gy = self.dev.asarray(data(shape, seed=1))
+        self.time_forward_backward(shape)      # compile and plan outside the timing
+
+    def time_forward(self, shape):
+        self.layer(self.x)
+        self.dev.synchronize()
+
+    def time_forward_backward(self, shape):
+        self.layer(self.x)
+        self.layer.backward(self.gy)
+        self.dev.synchronize()
+
+    def track_forward_backward_gbytes_per_s(self, shape):
+        # forward: x read twice for the statistics, once to normalise, y written; backward: x and
+        # gy read for the sums and again for gx, gx written
+        return rate(lambda: self.time_forward_backward(shape),
+                    9 * 4 * int(np.prod(shape))) / 1e9
+
+    track_forward_backward_gbytes_per_s.unit = "GB/s"
+
+
+class LaunchCost:
+    """Host time of one kernel launch: minicnn's bare launch (numba's marshalling cached per
+    array, ``minicnn.cuda_launch``) against numba's ordinary call, for a kernel with two arrays
+    and one with nine (batch norm's normalising kernel, on one element)."""
+    params = (["bare", "ordinary"],)
+    param_names = ["path"]
+
+    def setup(self, path):
+        self.dev = cuda_device_or_skip()
+        from minicnn import cuda_device, cuda_launch
+        from minicnn.layers import norm_cuda
+        if path == "bare" and not cuda_launch.available():
+            raise NotImplementedError("bare launches need numba-cuda with cuda.core")
+        self.saved = cuda_launch.available
+        cuda_launch.available = (lambda: True) if path == "bare" else (lambda: False)
+        cuda_device.set_launch()              # drop launchers configured the other way
+        self.cuda_launch = cuda_launch
+        a, b = self.dev.zeros((1,), np.float32), self.dev.zeros((1,), np.float32)
+        f64 = [self.dev.zeros((1,), np.float64) for _ in range(2)]
+        count, flags = self.dev.zeros((0,), np.int64), self.dev.zeros((1,), np.int64)
+        self.two = lambda: cuda_device.launch(cuda_device._copy_kernel, 1, a, b)
+        self.nine = lambda: cuda_device.launch(
+            norm_cuda.batchnorm_normalize, 1, a, b, a, a, f64[0], f64[1], 1, 1, True, -1, 0.0,
+            b, count, flags, 1)
+        for fn in (self.two, self.nine):
+            fn()
+        self.dev.synchronize()
+
+    def teardown(self, path):
+        self.cuda_launch.available = self.saved
+        from minicnn import cuda_device
+        cuda_device.set_launch()
+
+    def track_two_arrays_us(self, path):
+        return 1e6 * best_seconds(self.two, repeat=5, number=200)
+
+    track_two_arrays_us.unit = "us per launch"
+
+    def track_nine_arrays_us(self, path):
+        return 1e6 * best_seconds(self.nine, repeat=5, number=200)
+
+    track_nine_arrays_us.unit = "us per launch"
 
 
 class ReLUDevice:
