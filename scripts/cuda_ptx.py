@@ -1,13 +1,19 @@
 """Compile every recorded CUDA kernel signature to PTX with ``numba.cuda.compile_ptx`` (no GPU
 needed, only NVVM): catches the typing errors numba's simulator cannot see.
 
-    python scripts/cuda_ptx.py signatures.json [--cc 8.0]
+    python scripts/cuda_ptx.py signatures.json [--cc 8.0] [--forbid-local TEXT]
+        [--require-ptx TEXT=PTX ...] [--ptxas]
 
 ``signatures.json`` is a list of ``[module, kernel name, argument types]`` as recorded by
 ``minicnn.cuda_device.RECORD`` during a simulated run (``scripts/gpu_check.py --record`` or
 ``tests/test_cuda_ptx.py`` write one). A kernel built by a factory (the tiled convolution kernels
 of ``minicnn.layers.conv_tiled_cuda``, one per direction, dtype and tile) is recorded under a name
 such as ``forward[float32;64,128,8,8,8]`` that its module's ``kernel_by_name`` resolves.
+
+``--require-ptx TEXT=PTX`` fails kernels whose name contains TEXT and whose PTX lacks PTX (the
+tiled convolutions' 128-bit shared loads, ``ld.shared.v4.f32``, for instance). ``--ptxas``
+assembles each kernel with ``ptxas -v`` (when on PATH) and prints its registers, spills and shared
+memory: what decides occupancy, readable on a machine with no GPU.
 
 Run it WITHOUT ``NUMBA_ENABLE_CUDASIM``. Prints one line per failure and ``compiled N
 signatures, F failed``; exit status 2 when NVVM is unavailable.
@@ -18,7 +24,10 @@ import importlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 
 def numba_type(spec):
@@ -38,9 +47,28 @@ def local_bytes(ptx):
     return sum(int(n) for n in re.findall(r"__local_depot\d+\[(\d+)\]", ptx))
 
 
-def compile_all(records, cc=(8, 0), forbid_local=None):
+def ptxas_report(ptx, cc):
+    """``ptxas -v``'s resource line of a PTX text ("Used 223 registers, ..."), or None without
+    ptxas."""
+    ptxas = shutil.which("ptxas")
+    if ptxas is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "kernel.ptx")
+        with open(src, "w") as f:
+            f.write(ptx)
+        done = subprocess.run([ptxas, f"-arch=sm_{cc[0]}{cc[1]}", "-v", src, "-o",
+                               os.path.join(tmp, "kernel.cubin")], capture_output=True, text=True)
+    lines = [line.split(":", 1)[-1].strip() for line in done.stderr.splitlines()
+             if "registers" in line or "spill" in line]
+    return "; ".join(lines) if lines else done.stderr.strip()[-200:]
+
+
+def compile_all(records, cc=(8, 0), forbid_local=None, require=(), report=None):
     """[(module, name, argument types, error or None)] for every record; with ``forbid_local`` (a
-    substring of kernel names), such kernels that use local memory count as failures."""
+    substring of kernel names), such kernels that use local memory count as failures; with
+    ``require`` ((name substring, PTX substring) pairs) such kernels whose PTX lacks the text;
+    ``report(name, ptx)`` sees every compiled kernel."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         raise RuntimeError("compile_ptx needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
     from numba import cuda
@@ -57,6 +85,11 @@ def compile_all(records, cc=(8, 0), forbid_local=None):
             error = None
             if spilled and forbid_local and forbid_local in qualname:
                 error = f"uses {spilled} bytes of local memory per thread"
+            for name_part, ptx_part in require:
+                if name_part in qualname and ptx_part not in ptx:
+                    error = f"its PTX has no {ptx_part!r}"
+            if report is not None:
+                report(qualname, ptx)
             out.append((module_name, qualname, argtypes, error))
         except Exception as exc:   # report every failing kernel, not just the first
             out.append((module_name, qualname, argtypes, f"{type(exc).__name__}: {exc}"))
@@ -108,6 +141,10 @@ def main(argv=None):
     parser.add_argument("--cc", default="8.0", help="compute capability, e.g. 8.0 or 9.0")
     parser.add_argument("--forbid-local", metavar="TEXT",
                         help="fail kernels whose name contains TEXT and that use local memory")
+    parser.add_argument("--require-ptx", metavar="TEXT=PTX", action="append", default=[],
+                        help="fail kernels whose name contains TEXT and whose PTX lacks PTX")
+    parser.add_argument("--ptxas", action="store_true",
+                        help="print ptxas -v's registers and spills of every kernel")
     args = parser.parse_args(argv)
     cc = tuple(int(v) for v in args.cc.split("."))
     if not nvvm_available(cc):
@@ -115,7 +152,13 @@ def main(argv=None):
         return 2
     with open(args.signatures) as f:
         records = [tuple(r) for r in json.load(f)]
-    results = compile_all(records, cc, args.forbid_local)
+    require = [tuple(item.split("=", 1)) for item in args.require_ptx]
+
+    def report(name, ptx):
+        print(f"{name}: {ptxas_report(ptx, cc) or 'ptxas not found'}")
+
+    results = compile_all(records, cc, args.forbid_local, require,
+                          report if args.ptxas else None)
     failed = [r for r in results if r[3] is not None]
     for module_name, qualname, argtypes, error in failed:
         print(f"FAILED {module_name}.{qualname}{tuple(tuple(t) for t in argtypes)}: {error}")

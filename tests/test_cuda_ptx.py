@@ -1,7 +1,8 @@
 """Every CUDA kernel signature the layer and optimiser tests launch also compiles to PTX with
 ``numba.cuda.compile_ptx`` (no GPU needed, only NVVM): the simulator runs kernels as Python and
 misses typing errors. The tiled convolution kernels are compiled at their real tile sizes (float32)
-and must keep their register blocks out of local memory. Skips when NVVM is not installed."""
+and must keep their register blocks out of local memory and read them with 128-bit shared loads.
+Skips when NVVM is not installed."""
 
 import json
 import os
@@ -19,6 +20,8 @@ from .test_cuda_layers import CASES, CHUNKED_CONVS, build
 from .test_cuda_tiled import record_tiled_launches
 
 cuda_device = cuda_or_skip()
+from minicnn.layers import conv_tiled_cuda as tiled  # noqa: E402 - after the simulator choice
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "cuda_ptx.py"
 
 
@@ -54,8 +57,11 @@ def test_every_launched_kernel_compiles_to_ptx(tmp_path):
     path = tmp_path / "signatures.json"
     path.write_text(json.dumps([list(r) for r in records]))
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    # the tiled convolutions at the real tile read their register groups as 128-bit shared loads
+    real_tile = "[float32;" + ",".join(str(v) for v in tiled.TILE) + "]"
     result = subprocess.run([sys.executable, str(SCRIPT), str(path), "--forbid-local",
-                             "[float32;"], capture_output=True, text=True, env=env, timeout=600)
+                             "[float32;", "--require-ptx", f"{real_tile}=ld.shared.v4.f32"],
+                            capture_output=True, text=True, env=env, timeout=600)
     if result.returncode == 2:
         pytest.skip(result.stdout.strip())
     assert result.returncode == 0, result.stdout + result.stderr

@@ -52,6 +52,8 @@ def record_tiled_launches():
         with tiny_tile_settings():
             testing.check_parity(nn.ConvTranspose2d(2, 3, 2, stride=2), [_x((2, 2, 2, 2))],
                                  device="cuda", atol=1e-3, rtol=1e-3)
+            testing.check_parity(nn.Conv2d(2, 3, 3, padding=1), [_x((1, 2, 2, 3))],
+                                 device="cuda", atol=1e-3, rtol=1e-3)
         records = sorted(cuda_device.RECORD)
     finally:
         cuda_device.RECORD = previous
@@ -62,8 +64,10 @@ def record_tiled_launches():
             name = tiled.kernel_name(kind, "float32", REAL["SUM_THREADS"] if kind == "channel_sum"
                                      else REAL["TILE"])
         out.append((module, name, types))
-    kinds = {name.split("[")[0] for module, name, _ in out if module == tiled.__name__}
-    assert kinds == {"forward", "backward_data", "backward_weight", "channel_sum", "split_sum"}
+    modules = {tiled.__name__, tiled.split_sum.py_func.__module__}
+    kinds = _kinds(name for module, name, _ in out if module in modules)
+    assert kinds == {"forward", "backward_data", "backward_data_strided", "backward_weight",
+                     "channel_sum", "split_sum"}
     return out
 
 
@@ -77,12 +81,23 @@ CASES = [
     ("stride_dilation", lambda: nn.Conv2d(2, 6, 3, stride=2, padding=2, dilation=2), (2, 2, 5, 6)),
     ("same_asymmetric", lambda: nn.Conv2d(3, 4, (2, 4), padding="same", bias=False), (1, 3, 4, 5)),
     ("many_splits", lambda: nn.Conv2d(2, 3, 1), (2, 2, 5, 5)),
+    ("padding_past_the_kernel", lambda: nn.Conv2d(3, 4, 2, padding=2), (2, 3, 3, 4)),
+    ("uneven_strides", lambda: nn.Conv2d(3, 4, 3, stride=(1, 2), padding=1), (2, 3, 4, 5)),
     ("conv1d", lambda: nn.Conv1d(3, 5, 3, stride=2, padding=1), (2, 3, 9)),
     ("transpose_stride", lambda: nn.ConvTranspose2d(3, 5, 3, stride=2, padding=1,
                                                     output_padding=1), (2, 3, 3, 2)),
     ("transpose_dilation", lambda: nn.ConvTranspose2d(2, 3, 2, padding=1, output_padding=1,
                                                       dilation=2, bias=False), (1, 2, 3, 3)),
+    ("transpose_bias", lambda: nn.ConvTranspose2d(3, 4, 3, padding=1), (2, 3, 3, 4)),
 ]
+
+
+def _kinds(names):
+    """Kernel kinds of launched names; "backward_data_s2x2" and the like read as
+    "backward_data_strided"."""
+    kinds = {name.split("[")[0] for name in names}
+    return {"backward_data_strided" if kind.startswith("backward_data_s") else kind
+            for kind in kinds}
 
 
 def _launched(fn):
@@ -101,8 +116,11 @@ def test_tiled_kernels_match_the_cpu(case_id):
     layer = make()
     names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
                                                    atol=1e-5, rtol=1e-4))
-    kinds = {name.split("[")[0] for name in names}
-    assert {"forward", "backward_data", "backward_weight"} <= kinds, names
+    kinds = _kinds(names)
+    # the input gradient at stride 1 is the forward kernel on the flipped weight; a strided one
+    # has its own kernel
+    data = "backward_data_strided" if max(layer.stride) > 1 else "backward_data"
+    assert {"forward", data, "backward_weight"} <= kinds, names
     assert not kinds & {"conv_forward", "conv_backward_data", "conv_backward_weight"}, names
     assert ("channel_sum" in kinds) == (layer.bias is not None)
 
@@ -114,7 +132,7 @@ def test_large_linear_layers_run_on_the_tiled_gemm(monkeypatch, bias):
     layer = nn.Linear(6, 5, bias=bias)
     names = _launched(lambda: testing.check_parity(layer, [_x((30, 6))], device="cuda",
                                                    atol=1e-5, rtol=1e-4))
-    kinds = {name.split("[")[0] for name in names}
+    kinds = _kinds(names)
     assert {"forward", "backward_data", "backward_weight", "split_sum"} <= kinds, names
     assert not kinds & {"linear_forward", "linear_backward_input"}, names
     assert ("linear_backward_params" in kinds) == bias, names     # the bias gradient only
@@ -198,6 +216,22 @@ def test_the_choice_at_the_real_settings(monkeypatch):
     few_channels = values(nn.Conv2d(3, 4, 3), (32, 3, 34, 34))      # 4 output channels
     assert not tiled.use_forward(few_channels)
     assert tiled.check_tile(tiled.TILE) == (8, 16, 128)
+
+
+# 6 x 6 register blocks: three groups of two adjacent rows (and columns) per thread, the
+# arrangement the real 8 x 8 blocks use with two groups of four (vector shared loads)
+GROUPED_TILE = (36, 12, 4, 6, 6)
+
+
+@pytest.mark.parametrize("case_id", ["partial_tiles", "stride_dilation", "transpose_bias"])
+def test_register_groups_of_adjacent_rows_and_columns(monkeypatch, case_id):
+    assert tiled.check_tile(GROUPED_TILE) == (6, 2, 12)
+    monkeypatch.setattr(tiled, "TILE", GROUPED_TILE)
+    _, make, shape = next(c for c in CASES if c[0] == case_id)
+    layer = make()
+    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
+                                                   atol=1e-5, rtol=1e-4))
+    assert any("36,12,4,6,6" in name for name in names), names
 
 
 def test_bad_tiles_are_refused():
