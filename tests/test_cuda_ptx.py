@@ -57,10 +57,12 @@ def test_every_launched_kernel_compiles_to_ptx(tmp_path):
     path = tmp_path / "signatures.json"
     path.write_text(json.dumps([list(r) for r in records]))
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    # the tiled convolutions at the real tile read their register groups as 128-bit shared loads
-    real_tile = "[float32;" + ",".join(str(v) for v in tiled.TILE) + "]"
+    # the tiled convolutions at the real tiles read their register groups as 128-bit shared loads
+    vector = []
+    for tile in tiled.TILES:
+        vector += ["--require-ptx", "[float32;" + ",".join(map(str, tile)) + "]=ld.shared.v4.f32"]
     result = subprocess.run([sys.executable, str(SCRIPT), str(path), "--forbid-local",
-                             "[float32;", "--require-ptx", f"{real_tile}=ld.shared.v4.f32"],
+                             "[float32;", *vector],
                             capture_output=True, text=True, env=env, timeout=600)
     if result.returncode == 2:
         pytest.skip(result.stdout.strip())

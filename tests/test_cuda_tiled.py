@@ -19,7 +19,7 @@ cuda_device = cuda_or_skip()
 from minicnn.layers import conv_cuda  # noqa: E402 - after the simulator choice
 from minicnn.layers import conv_tiled_cuda as tiled  # noqa: E402
 
-SMALL = {"TILE": (4, 8, 4, 2, 2), "MIN_CHANNELS": 1, "MIN_PIXELS": 1, "MIN_SPLIT": 4,
+SMALL = {"TILES": ((4, 8, 4, 2, 2),), "MIN_CHANNELS": 1, "MIN_PIXELS": 1, "MIN_SPLIT": 4,
          "TARGET_BLOCKS": 16, "SUM_THREADS": 8}
 REAL = {name: getattr(tiled, name) for name in SMALL}
 
@@ -44,8 +44,8 @@ def tiny_tiles():
 def record_tiled_launches():
     """[module, kernel name, argument types] of every tiled kernel (all directions, bias sums,
     split sums; float32), for ``tests/test_cuda_ptx.py``: recorded on tiny tiles, then renamed to
-    the real ``TILE`` / ``SUM_THREADS`` (what a GPU compiles). The float64 kernels are the same
-    code (the gradchecks here run them on the simulator)."""
+    each of the real ``TILES`` / ``SUM_THREADS`` (what a GPU compiles). The float64 kernels are
+    the same code (the gradchecks here run them on the simulator)."""
     previous = cuda_device.RECORD
     cuda_device.RECORD = set()
     try:
@@ -57,13 +57,15 @@ def record_tiled_launches():
         records = sorted(cuda_device.RECORD)
     finally:
         cuda_device.RECORD = previous
-    out = []
+    out = set()
     for module, name, types in records:
         if module == tiled.__name__ and "[" in name:
             kind = name.split("[")[0]
-            name = tiled.kernel_name(kind, "float32", REAL["SUM_THREADS"] if kind == "channel_sum"
-                                     else REAL["TILE"])
-        out.append((module, name, types))
+            for tile in ((REAL["SUM_THREADS"],) if kind == "channel_sum" else REAL["TILES"]):
+                out.add((module, tiled.kernel_name(kind, "float32", tile), types))
+        else:
+            out.add((module, name, types))
+    out = sorted(out)
     modules = {tiled.__name__, tiled.split_sum.py_func.__module__}
     kinds = _kinds(name for module, name, _ in out if module in modules)
     assert kinds == {"forward", "backward_data", "backward_data_strided", "backward_weight",
@@ -215,7 +217,11 @@ def test_the_choice_at_the_real_settings(monkeypatch):
     assert not tiled.use_forward(volume)
     few_channels = values(nn.Conv2d(3, 4, 3), (32, 3, 34, 34))      # 4 output channels
     assert not tiled.use_forward(few_channels)
-    assert tiled.check_tile(tiled.TILE) == (8, 16, 128)
+    for tile in tiled.TILES:
+        assert tiled.check_tile(tile)[2] == 128
+    # the GEMM's rows (output channels; input channels for the input gradient) pick the tile
+    assert [tiled.tile_for(rows)[0] for rows in (8, 16, 17, 32, 64, 65, 512)] == [
+        16, 16, 32, 32, 64, 64, 64]
 
 
 # 6 x 6 register blocks: three groups of two adjacent rows (and columns) per thread, the
@@ -226,7 +232,7 @@ GROUPED_TILE = (36, 12, 4, 6, 6)
 @pytest.mark.parametrize("case_id", ["partial_tiles", "stride_dilation", "transpose_bias"])
 def test_register_groups_of_adjacent_rows_and_columns(monkeypatch, case_id):
     assert tiled.check_tile(GROUPED_TILE) == (6, 2, 12)
-    monkeypatch.setattr(tiled, "TILE", GROUPED_TILE)
+    monkeypatch.setattr(tiled, "TILES", (GROUPED_TILE,))
     _, make, shape = next(c for c in CASES if c[0] == case_id)
     layer = make()
     names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",

@@ -26,7 +26,7 @@ launch shape; ``splits`` depends only on the shape and the module constants.
 Epilogue. The forward kernel adds the bias as it stores, and can apply a fused activation
 (``minicnn/fusion.py``): it then writes both the convolution's output and the activation's.
 
-Tests shrink ``TILE`` (and the thresholds) so the simulator runs several blocks and partial tiles
+Tests shrink ``TILES`` (and the thresholds) so the simulator runs several blocks and partial tiles
 at every edge on tiny shapes; kernels are built per (kind, dtype, tile) and cached.
 """
 
@@ -44,7 +44,10 @@ from .conv_tiled_kernels import (  # noqa: F401 - check_tile: callers use it fro
     table_multiple,
 )
 
-TILE = (64, 128, 8, 8, 8)   # BM (rows: channels), BN (columns: pixels), BK (reduction), TM, TN
+# BM (rows: channels), BN (columns: pixels), BK (reduction), TM x TN registers per thread; a
+# GEMM takes the first tile with at least as many rows as it has (``tile_for``): BM = 64 on a
+# 16-channel layer (ResNet-20's first stage) would multiply 48 rows of zeros
+TILES = ((16, 128, 8, 2, 8), (32, 128, 8, 4, 8), (64, 128, 8, 8, 8))
 MIN_CHANNELS = 8            # GEMM rows below this: the direct kernel
 MIN_PIXELS = 1024           # GEMM columns (forward, input grad) / reduction (weight grad) below
 TARGET_BLOCKS = 528         # weight grad splits its reduction to reach about this many blocks
@@ -58,9 +61,9 @@ _kernels = {}
 def get_kernel(kind, dtype, tile=None):
     """The compiled kernel of a kind ("forward", "backward_data", "backward_data_s2x2", ...,
     "backward_weight": see ``conv_tiled_kernels``) or "channel_sum" (tile = block size) for a
-    dtype and tile (``TILE`` / ``SUM_THREADS`` when None), built once."""
+    dtype and tile (the largest of ``TILES`` / ``SUM_THREADS`` when None), built once."""
     if tile is None:
-        tile = SUM_THREADS if kind == "channel_sum" else TILE
+        tile = SUM_THREADS if kind == "channel_sum" else TILES[-1]
     key = (kind, np.dtype(dtype).str, tile)
     kernel = _kernels.get(key)
     if kernel is None:
@@ -178,7 +181,8 @@ def weight_splits(values):
 def split_count(rows, cols, reduction):
     """Chunks for a (rows x cols) weight gradient reduced over ``reduction`` positions: enough to
     reach about TARGET_BLOCKS blocks, each chunk at least MIN_SPLIT long, at most MAX_SPLITS."""
-    tiles = -(-rows // TILE[0]) * -(-cols // TILE[1])
+    tile = tile_for(rows)
+    tiles = -(-rows // tile[0]) * -(-cols // tile[1])
     want = -(-TARGET_BLOCKS // tiles)
     return int(max(1, min(want, MAX_SPLITS, reduction // MIN_SPLIT)))
 
@@ -186,6 +190,14 @@ def split_count(rows, cols, reduction):
 def gemm_values(n, k, m):
     """The geometry numbers of Linear as a 1x1 convolution: x (n, k) -> y (n, m) = x w^T."""
     return (n, k, 1, 1, 1, m, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1)
+
+
+def tile_for(rows):
+    """The tile of a GEMM with ``rows`` output rows: the first of ``TILES`` with as many."""
+    for tile in TILES:
+        if rows <= tile[0]:
+            return tile
+    return TILES[-1]
 
 
 def _blocks(tiles):
@@ -199,11 +211,11 @@ def _threads(tile):
 def forward(x, w, b, y, values, has_bias, act=None, r=None):
     """y = conv(x, w) (+ b): flat device arrays, geometry values. With ``act`` (an activation
     kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass."""
-    _forward("forward", x, w, b, y, values, _table("x", values, TILE), has_bias, act, r)
+    tile = tile_for(values[5])
+    _forward("forward", tile, x, w, b, y, values, _table("x", values, tile), has_bias, act, r)
 
 
-def _forward(kind, x, w, b, y, values, table, has_bias, act=None, r=None):
-    tile = TILE
+def _forward(kind, tile, x, w, b, y, values, table, has_bias, act=None, r=None):
     tiles = -(-values[5] // tile[0]) * -(-(values[0] * values[7] * values[8]) // tile[1])
     op, alpha = epilogue_args(act)
     _launch(kind, y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
@@ -216,11 +228,11 @@ def backward_data(gy, w, gx, values, b=None):
     strides."""
     bias = w if b is None else b
     sh, sw = values[13], values[14]
+    tile = tile_for(values[1])
     if sh == 1 and sw == 1:
-        _forward("backward_data", gy, w, bias, gx, flipped_values(values),
-                 _table("flipped", values, TILE), b is not None)
+        _forward("backward_data", tile, gy, w, bias, gx, flipped_values(values),
+                 _table("flipped", values, tile), b is not None)
         return
-    tile = TILE
     tiles = -(-values[1] // tile[0]) * -(-(values[0] * values[3] * values[4]) // tile[1])
     _launch(f"backward_data_s{sh}x{sw}", gx.dtype, tile, _threads(tile), _blocks(tiles), gy, w,
             bias, gx, cd.const_array(values), _table("strided", values, tile), b is not None)
@@ -228,7 +240,7 @@ def backward_data(gy, w, gx, values, b=None):
 
 def backward_weight(x, gy, gw, part, values, splits):
     """gw = the weight gradient of conv; ``part`` (splits * gw.size elements) when splits > 1."""
-    tile = TILE
+    tile = tile_for(values[5])
     ck = values[1] * values[10] * values[11]
     tiles = -(-values[5] // tile[0]) * -(-ck // tile[1])
     target = gw if splits == 1 else part
@@ -247,8 +259,9 @@ def channel_sums(g, out, n, c, p):
 
 def describe():
     """The settings, for reports (gpu_check)."""
-    bm, bn, bk, tm, tn = TILE
-    return (f"tile BMxBNxBK {bm}x{bn}x{bk}, registers {tm}x{tn}, {_threads(TILE)} threads; "
+    tiles = ", ".join(f"{bm}x{bn}x{bk} ({tm}x{tn} registers, {_threads((bm, bn, bk, tm, tn))} "
+                      "threads)" for bm, bn, bk, tm, tn in TILES)
+    return (f"tiles BMxBNxBK {tiles} by output rows; "
             f"tiled when >= {MIN_CHANNELS} channels and >= {MIN_PIXELS} pixels; weight-grad "
             f"splits up to {MAX_SPLITS} (>= {MIN_SPLIT} each, ~{TARGET_BLOCKS} blocks)")
 
