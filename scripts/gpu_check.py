@@ -44,8 +44,11 @@ def parse():
     return parser.parse_args()
 
 
-# (label, N, C, H, W, O, kernel, stride, padding): ResNet-20 (CIFAR), ResNet-18/VGG (ImageNet)
+# (label, N, C, H, W, O, kernel, stride, padding): LeNet-5 (MNIST), ResNet-20 (CIFAR),
+# ResNet-18/VGG (ImageNet)
 CONV_SHAPES = [
+    ("lenet conv1 b1024", 1024, 1, 28, 28, 6, 5, 1, 2),
+    ("lenet conv2 b1024", 1024, 6, 14, 14, 16, 5, 1, 0),
     ("cifar 16ch 32x32", 128, 16, 32, 32, 16, 3, 1, 1),
     ("cifar 32ch 16x16", 128, 32, 16, 16, 32, 3, 1, 1),
     ("cifar 64ch 8x8", 128, 64, 8, 8, 64, 3, 1, 1),

@@ -3,6 +3,7 @@
 # device tool (10 minutes). Run from the repository root on the GPU machine, without installing:
 #
 #   bash scripts/gpu_session.sh check      # scripts/gpu_check.py: parity, gradchecks, training, conv table
+#   bash scripts/gpu_session.sh convs      # the conv table only, with the direct kernels timed too
 #   bash scripts/gpu_session.sh tests      # the CUDA test modules, unsimulated (MINICNN_TEST_REAL_GPU=1)
 #   bash scripts/gpu_session.sh compare    # scripts/compare_torch.py --device cuda --cpu-baseline
 #   bash scripts/gpu_session.sh bench      # the core GPU asv benchmarks (run directly), host overhead
@@ -39,6 +40,9 @@ case "${1:-}" in
 check)
     run gpu_check 570 python3 scripts/gpu_check.py
     ;;
+convs)    # is each tiled kernel faster than the direct one where it is chosen? (MIN_CHANNELS)
+    TAIL=70 run gpu_check_convs 570 python3 scripts/gpu_check.py --conv-only --direct --repeat 5
+    ;;
 tests)
     run pytest_real_gpu 570 env MINICNN_TEST_REAL_GPU=1 python3 -m pytest -q -p no:cacheprovider \
         tests/test_cuda_device.py tests/test_cuda_layers.py tests/test_cuda_optim.py \
@@ -72,7 +76,7 @@ profile)
     TAIL=60 run profile_per_kernel 150 python3 scripts/profile_cuda_step.py --per-kernel --top 25
     ;;
 *)
-    sed -n '2,15p' "$0"
+    sed -n '2,16p' "$0"
     exit 2
     ;;
 esac

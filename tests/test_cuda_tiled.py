@@ -215,8 +215,12 @@ def test_the_choice_at_the_real_settings(monkeypatch):
     assert not (tiled.use_forward(grouped) or tiled.weight_splits(grouped))
     volume = values(nn.Conv3d(16, 16, 3, padding=1), (4, 16, 16, 16, 16))
     assert not tiled.use_forward(volume)
-    few_channels = values(nn.Conv2d(3, 4, 3), (32, 3, 34, 34))      # 4 output channels
-    assert not tiled.use_forward(few_channels)
+    few_channels = values(nn.Conv2d(3, 3, 3), (32, 3, 34, 34))      # 3 channels each side
+    assert not (tiled.use_forward(few_channels) or tiled.use_backward_data(few_channels)
+                or tiled.weight_splits(few_channels))
+    lenet_conv1 = values(nn.Conv2d(1, 6, 5), (1024, 1, 32, 32))     # 6 output channels
+    assert tiled.use_forward(lenet_conv1) and tiled.weight_splits(lenet_conv1)
+    assert not tiled.use_backward_data(lenet_conv1)                  # one input channel
     for tile in tiled.TILES:
         assert tiled.check_tile(tile)[2] == 128
     # the GEMM's rows (output channels; input channels for the input gradient) pick the tile

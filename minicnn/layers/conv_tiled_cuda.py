@@ -48,7 +48,10 @@ from .conv_tiled_kernels import (  # noqa: F401 - check_tile: callers use it fro
 # GEMM takes the first tile with at least as many rows as it has (``tile_for``): BM = 64 on a
 # 16-channel layer (ResNet-20's first stage) would multiply 48 rows of zeros
 TILES = ((16, 128, 8, 2, 8), (32, 128, 8, 4, 8), (64, 128, 8, 8, 8))
-MIN_CHANNELS = 8            # GEMM rows below this: the direct kernel
+MIN_CHANNELS = 4            # GEMM rows below this: the direct kernel. At 4 to 7 rows the
+                            # 16-row tile does 2-4x the multiply-adds needed, but the direct
+                            # kernels decode indices (int64 divisions) per multiply-add;
+                            # `gpu_session.sh convs` times both
 MIN_PIXELS = 1024           # GEMM columns (forward, input grad) / reduction (weight grad) below
 TARGET_BLOCKS = 528         # weight grad splits its reduction to reach about this many blocks
 MIN_SPLIT = 2048            # ... but every split reduces at least this many positions
