@@ -214,15 +214,8 @@ def _threads(tile):
 def forward(x, w, b, y, values, has_bias, act=None, r=None):
     """y = conv(x, w) (+ b): flat device arrays, geometry values. With ``act`` (an activation
     kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass."""
-    tile = tile_for(values[5])
-    _forward("forward", tile, x, w, b, y, values, _table("x", values, tile), has_bias, act, r)
-
-
-def _forward(kind, tile, x, w, b, y, values, table, has_bias, act=None, r=None):
-    tiles = -(-values[5] // tile[0]) * -(-(values[0] * values[7] * values[8]) // tile[1])
-    op, alpha = epilogue_args(act)
-    _launch(kind, y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
-            cd.const_array(values), table, bool(has_bias), op, alpha, r if r is not None else y)
+    rows, cols = values[5], values[0] * values[7] * values[8]
+    _gemm("forward", rows, cols, x, w, b, y, values, "x", values, has_bias, act, r)
 
 
 def backward_data(gy, w, gx, values, b=None):
@@ -231,14 +224,24 @@ def backward_data(gy, w, gx, values, b=None):
     strides."""
     bias = w if b is None else b
     sh, sw = values[13], values[14]
-    tile = tile_for(values[1])
+    rows, cols = values[1], values[0] * values[3] * values[4]
     if sh == 1 and sw == 1:
-        _forward("backward_data", tile, gy, w, bias, gx, flipped_values(values),
-                 _table("flipped", values, tile), b is not None)
-        return
-    tiles = -(-values[1] // tile[0]) * -(-(values[0] * values[3] * values[4]) // tile[1])
-    _launch(f"backward_data_s{sh}x{sw}", gx.dtype, tile, _threads(tile), _blocks(tiles), gy, w,
-            bias, gx, cd.const_array(values), _table("strided", values, tile), b is not None)
+        _gemm("backward_data", rows, cols, gy, w, bias, gx, flipped_values(values), "flipped",
+              values, b is not None)
+    else:
+        _gemm(f"backward_data_s{sh}x{sw}", rows, cols, gy, w, bias, gx, values, "strided", values,
+              b is not None)
+
+
+def _gemm(kind, rows, cols, x, w, b, y, geometry, table, values, has_bias, act=None, r=None):
+    """Launch a ``conv_tiled_gemm`` kernel: ``geometry`` goes to the kernel, ``_table(table,
+    values)`` with it; a rows x cols output."""
+    tile = tile_for(rows)
+    tiles = -(-rows // tile[0]) * -(-cols // tile[1])
+    op, alpha = epilogue_args(act)
+    _launch(kind, y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
+            cd.const_array(geometry), _table(table, values, tile), bool(has_bias), op, alpha,
+            r if r is not None else y)
 
 
 def backward_weight(x, gy, gw, part, values, splits):

@@ -12,6 +12,9 @@ Kinds.
                         divisions by them are cheap).
 * ``backward_weight``   GW = GY @ im2col(x)^T over a chunk of the positions (split reduction).
 
+The first three are one kernel, ``conv_tiled_gemm``, specialised at build time (which A
+loader, which B loader); the weight gradient is ``conv_tiled_backward_weight``.
+
 Pipeline. A block computes a BM x BN tile with a TM x TN register block per thread (``mma``) over
 BK-deep slices staged in shared memory. Every thread first loads its share of the next slice from
 global memory into registers (``sa``, ``sb``), then the block stores the registers to shared
@@ -99,9 +102,8 @@ def build(kind, dtype, tile):
     a_words = -(-bk * a_row * np.dtype(dtype).itemsize // 16)
     b_words = -(-bk * b_row * np.dtype(dtype).itemsize // 16)
     a_table = kind.startswith("backward_data")
-    sh = sw = 1
-    if kind.startswith("backward_data_s"):
-        sh, sw = (int(v) for v in kind[len("backward_data_s"):].split("x"))
+    strided = kind.startswith("backward_data_s")
+    sh, sw = (int(v) for v in kind[len("backward_data_s"):].split("x")) if strided else (1, 1)
 
     @cuda.jit(device=True, inline=True)
     def mma(As, Bs, acc, ra, rb, ty, tx):
@@ -157,12 +159,13 @@ def build(kind, dtype, tile):
         return mask
 
     @cuda.jit(device=True, inline=True)
-    def load_im2col(x, kt, sb, k, ih0, iw0, xb, H, W):
-        """sb = this thread's column (one output pixel) of im2col(x) at rows k, k + b_step, ...;
-        the mask."""
+    def load_im2col(x, kt, sb, k, step, ih0, iw0, xb, H, W):
+        """sb = im2col(x) at the table's columns k, k + step, ... for the pixel whose tap (0, 0)
+        is at (ih0, iw0), offset xb (this thread's B column in the forward; its row, over
+        several taps, in the weight gradient); the mask."""
         mask = 0
         for s in range(b_loads):
-            uk = u64(k + s * b_step)
+            uk = u64(k + s * step)
             ih = ih0 + kt[1, uk]
             iw = iw0 + kt[2, uk]
             at = xb + kt[0, uk]
@@ -172,13 +175,13 @@ def build(kind, dtype, tile):
         return mask
 
     @cuda.jit(device=True, inline=True)
-    def load_strided_gy(gy, kt, sb, k, ih, iw, gb, OH, OW):
+    def load_strided_gy(gy, kt, sb, k, step, ih, iw, gb, OH, OW):
         """sb = this thread's column (one input pixel) of the strided input gradient's B: gy at
-        (ih - kt[1, k]) / SH, (iw - kt[2, k]) / SW where that lands on the stride grid; the
-        mask."""
+        (ih - kt[1, k]) / SH, (iw - kt[2, k]) / SW where that lands on the stride grid (table
+        columns k, k + step, ...); the mask."""
         mask = 0
         for s in range(b_loads):
-            uk = u64(k + s * b_step)
+            uk = u64(k + s * step)
             th = ih - kt[1, uk]
             tw = iw - kt[2, uk]
             oh = th // sh
@@ -206,14 +209,21 @@ def build(kind, dtype, tile):
                     if pix[j] >= 0:
                         out[np.uint64(pix[j] + m * plane)] = acc[i * tn + j] + bias
 
-    def conv_tiled_forward(x, w, b, y, hp, kt, has_bias, op, alpha, act_out):
-        # rows m = output channels, columns p = (n, oh, ow), reduction k = (c, kh, kw)
+    load_columns = load_strided_gy if strided else load_im2col
+
+    def conv_tiled_gemm(x, w, b, y, hp, kt, has_bias, op, alpha, act_out):
+        # forward (and the stride-1 input gradient, on the flipped geometry): rows m = output
+        # channels, columns p = (n, oh, ow), reduction k = (c, kh, kw). Strided input gradient
+        # (x is gy, y is gx): rows m = input channels c, columns p = (n, ih, iw), reduction
+        # k = (o, kh, kw), and ``b`` per row is the transposed convolution's bias.
         N, C, H, W, O = hp[0], hp[1], hp[3], hp[4], hp[5]
         OH, OW, SH, SW, PH, PW = hp[7], hp[8], hp[13], hp[14], hp[16], hp[17]
         khw = hp[10] * hp[11]
-        K = C * khw
-        OHW = OH * OW
-        NP = N * OHW
+        if strided:
+            rows, K, plane, lim_h, lim_w = C, O * khw, H * W, OH, OW
+        else:
+            rows, K, plane, lim_h, lim_w = O, C * khw, OH * OW, H, W
+        NP = N * plane
         As = cuda.shared.array(a_words, complex128).view(scalar)
         Bs = cuda.shared.array(b_words, complex128).view(scalar)
         acc = cuda.local.array(acc_size, nb)
@@ -228,93 +238,51 @@ def build(kind, dtype, tile):
         bj = tid % bn
         brow = tid // bn
         tiles_p = (NP + bn - 1) // bn
-        tiles = tiles_p * ((O + bm - 1) // bm)
+        tiles = tiles_p * ((rows + bm - 1) // bm)
         for tile in range(cuda.blockIdx.x, tiles, cuda.gridDim.x):
             m0 = (tile // tiles_p) * bm
             p0 = (tile % tiles_p) * bn
             p = p0 + bj                          # this thread's B column: one output pixel
-            n = p // OHW
-            r = p - n * OHW
-            oh = r // OW
-            ih0 = oh * SH - PH
-            iw0 = (r - oh * OW) * SW - PW
-            xb = (n * C * H + ih0) * W + iw0
-            if p >= NP:
-                ih0 = -4 * FAR                   # past the last pixel: every tap is outside
+            n = p // plane
+            r = p - n * plane
+            if strided:                          # (ih, iw) and gy's sample offset
+                c0 = r // W
+                c1 = r - c0 * W
+                base = n * O * OH * OW
+                if p >= NP:
+                    c0 = 4 * FAR                 # past the last pixel: no output row reaches
+            else:                                # the tap (0, 0)'s (ih, iw) and x offset
+                oh = r // OW
+                c0 = oh * SH - PH
+                c1 = (r - oh * OW) * SW - PW
+                base = (n * C * H + c0) * W + c1
+                if p >= NP:
+                    c0 = -4 * FAR                # past the last pixel: every tap is outside
             for i in range(acc_size):
                 acc[i] = zero
-            amask = load_weights(w, kt, sa, tid, m0, 0, O, K, khw)
-            bmask = load_im2col(x, kt, sb, brow, ih0, iw0, xb, H, W)
+            amask = load_weights(w, kt, sa, tid, m0, 0, rows, K, khw)
+            bmask = load_columns(x, kt, sb, brow, b_step, c0, c1, base, lim_h, lim_w)
             for k0 in range(0, K, bk):
                 stage_a(As, sa, tid, amask)
                 stage_columns(Bs, sb, brow, bj, bmask)
                 cuda.syncthreads()
                 if k0 + bk < K:                  # the next slice, in flight during the multiply
-                    amask = load_weights(w, kt, sa, tid, m0, k0 + bk, O, K, khw)
-                    bmask = load_im2col(x, kt, sb, k0 + bk + brow, ih0, iw0, xb, H, W)
+                    amask = load_weights(w, kt, sa, tid, m0, k0 + bk, rows, K, khw)
+                    bmask = load_columns(x, kt, sb, k0 + bk + brow, b_step, c0, c1, base,
+                                         lim_h, lim_w)
                 mma(As, Bs, acc, ra, rb, ty, tx)
                 cuda.syncthreads()
-            store_tile(y, b, acc, pix, m0, p0, ty, tx, O, NP, OHW, has_bias)
+            store_tile(y, b, acc, pix, m0, p0, ty, tx, rows, NP, plane, has_bias)
             if op != NO_EPILOGUE:
                 # a fused activation reads back what this thread just stored (cache-hot): in
                 # the store loop its code would stop the unrolling and push acc to local memory
                 for i in range(tm):
                     o = m0 + ty * vm + (i // vm) * gm + i % vm
-                    if o < O:
+                    if o < rows:
                         for j in range(tn):
                             if pix[j] >= 0:
-                                at = np.uint64(pix[j] + o * OHW)
+                                at = np.uint64(pix[j] + o * plane)
                                 act_out[at] = activate(y[at], op, alpha)
-
-    def conv_tiled_backward_data(gy, w, b, gx, hp, kt, has_bias):
-        # rows m = input channels c, columns p = (n, ih, iw), reduction k = (o, kh, kw); ``b``
-        # is added per row (the transposed convolution's bias: its forward is this kernel)
-        N, C, H, W, O = hp[0], hp[1], hp[3], hp[4], hp[5]
-        OH, OW = hp[7], hp[8]
-        khw = hp[10] * hp[11]
-        K = O * khw
-        HW = H * W
-        NP = N * HW
-        As = cuda.shared.array(a_words, complex128).view(scalar)
-        Bs = cuda.shared.array(b_words, complex128).view(scalar)
-        acc = cuda.local.array(acc_size, nb)
-        ra = cuda.local.array(tm, nb)
-        rb = cuda.local.array(tn, nb)
-        sa = cuda.local.array(a_loads, nb)
-        sb = cuda.local.array(b_loads, nb)
-        pix = cuda.local.array(tn, np.int64)
-        tid = cuda.threadIdx.x
-        ty = tid // rn
-        tx = tid - ty * rn
-        bj = tid % bn
-        brow = tid // bn
-        tiles_p = (NP + bn - 1) // bn
-        tiles = tiles_p * ((C + bm - 1) // bm)
-        for tile in range(cuda.blockIdx.x, tiles, cuda.gridDim.x):
-            m0 = (tile // tiles_p) * bm
-            p0 = (tile % tiles_p) * bn
-            p = p0 + bj
-            n = p // HW
-            r = p - n * HW
-            ih = r // W
-            iw = r - ih * W
-            gb = n * O * OH * OW
-            if p >= NP:
-                ih = 4 * FAR                     # past the last pixel: no output row reaches
-            for i in range(acc_size):
-                acc[i] = zero
-            amask = load_weights(w, kt, sa, tid, m0, 0, C, K, khw)
-            bmask = load_strided_gy(gy, kt, sb, brow, ih, iw, gb, OH, OW)
-            for k0 in range(0, K, bk):
-                stage_a(As, sa, tid, amask)
-                stage_columns(Bs, sb, brow, bj, bmask)
-                cuda.syncthreads()
-                if k0 + bk < K:
-                    amask = load_weights(w, kt, sa, tid, m0, k0 + bk, C, K, khw)
-                    bmask = load_strided_gy(gy, kt, sb, k0 + bk + brow, ih, iw, gb, OH, OW)
-                mma(As, Bs, acc, ra, rb, ty, tx)
-                cuda.syncthreads()
-            store_tile(gx, b, acc, pix, m0, p0, ty, tx, C, NP, HW, has_bias)
 
     @cuda.jit(device=True, inline=True)
     def load_weight_grad(x, gy, taps, sa, sb, q, q_end, m0, col, geo):
@@ -339,16 +307,7 @@ def build(kind, dtype, tile):
             at = g + m * OHW
             sa[s] = gy[u64(at if ok else 0)]
             amask |= np.int64(ok) << s
-        bmask = 0
-        for s in range(b_loads):
-            j = u64(col + s * w_step)
-            ih = ih0 + taps[1, j]
-            iw = iw0 + taps[2, j]
-            at = xq + taps[0, j]
-            ok = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-            sb[s] = x[u64(at if ok else 0)]
-            bmask |= np.int64(ok) << s
-        return amask, bmask
+        return amask, load_im2col(x, taps, sb, col, w_step, ih0, iw0, xq, H, W)
 
     def conv_tiled_backward_weight(x, gy, part, hp, kt, splits):
         # rows m = output channels, columns = taps (c, kh, kw) (the forward's table), reduction
@@ -411,12 +370,10 @@ def build(kind, dtype, tile):
                         if o < O:
                             part[np.uint64(base + o * CK + c)] = acc[i * tn + j]
 
-    if kind == "forward" or kind == "backward_data":
-        return cuda.jit(conv_tiled_forward)
     if kind == "backward_weight":
         return cuda.jit(conv_tiled_backward_weight)
-    if kind.startswith("backward_data_s"):
-        return cuda.jit(conv_tiled_backward_data)
+    if kind in ("forward", "backward_data") or strided:
+        return cuda.jit(conv_tiled_gemm)
     raise ValueError(f"no tiled convolution kernel {kind!r}")
 
 
