@@ -219,7 +219,9 @@ def test_the_choice_at_the_real_settings(monkeypatch):
     assert not (tiled.use_forward(few_channels) or tiled.use_backward_data(few_channels)
                 or tiled.weight_splits(few_channels))
     lenet_conv1 = values(nn.Conv2d(1, 6, 5), (1024, 1, 32, 32))     # 6 output channels
-    assert tiled.use_forward(lenet_conv1) and tiled.weight_splits(lenet_conv1)
+    assert tiled.use_forward(lenet_conv1)
+    # one 16 x 128 weight tile, 800k positions: as many splits as allowed, to fill the GPU
+    assert tiled.weight_splits(lenet_conv1) == tiled.MAX_SPLITS > 64
     assert not tiled.use_backward_data(lenet_conv1)                  # one input channel
     for tile in tiled.TILES:
         assert tiled.check_tile(tile)[2] == 128

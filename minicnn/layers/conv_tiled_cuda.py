@@ -55,7 +55,8 @@ MIN_CHANNELS = 4            # GEMM rows below this: the direct kernel. At 4 to 7
 MIN_PIXELS = 1024           # GEMM columns (forward, input grad) / reduction (weight grad) below
 TARGET_BLOCKS = 528         # weight grad splits its reduction to reach about this many blocks
 MIN_SPLIT = 2048            # ... but every split reduces at least this many positions
-MAX_SPLITS = 64
+MAX_SPLITS = 256            # small weights with long sums (LeNet's first layer: one tile,
+                            # 800k positions) need many splits to fill the GPU
 SUM_THREADS = 128           # block size of channel_sum (a power of two)
 
 _kernels = {}
