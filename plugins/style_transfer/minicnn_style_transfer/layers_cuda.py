@@ -12,7 +12,10 @@ launch shape.
 
 * Gram matrix: one thread per upper-triangle entry ``(n, k, j)``, ``j >= k``, sums
   ``F[k, m] F[j, m]`` over ``m`` in order (in float64) and writes both ``G[k, j]`` and ``G[j, k]``
-  (exactly symmetric). No shared-memory tiling yet: correctness first.
+  (exactly symmetric). With few entries and long rows (VGG's conv1_1 at 256 x 256: 2,080 entries
+  of 65,536 products) that leaves the GPU nearly idle, so the rows are cut into ``gram_chunks``
+  chunks: a thread per (entry, chunk) sums its chunk in order (``gram_partials``), then a thread
+  per entry adds the chunks in order (``gram_combine``). No shared-memory tiling yet.
 * ``S F`` products of the backward passes (Gram: ``S = gy + gy^T``; style: ``S = D + D^T``,
   ``D = G - T``): one thread per ``gx[n, k, m]`` gathers ``sum_j S[k, j] F[j, m]`` in order.
 * Scalar losses: per-row (style), per-chunk (content, ``CHUNK`` elements) or per-plane (total
@@ -34,9 +37,21 @@ from minicnn.kernel import Kernel
 from numba import cuda
 
 CHUNK = 4096            # elements per partial sum of the content loss
+GRAM_THREADS = 1 << 16  # the Gram's partial sums aim at about this many threads ...
+MIN_GRAM_CHUNK = 512    # ... each summing at least this many products
 
 
 # -- kernels --------------------------------------------------------------------------------------
+
+@cuda.jit(device=True)
+def _upper_entry(r, C):
+    """(k, j), j >= k, of entry r of a C x C upper triangle stored row by row."""
+    k = 0                              # row k of the upper triangle holds C - k entries
+    while r >= C - k:
+        r -= C - k
+        k += 1
+    return k, k + r
+
 
 @cuda.jit
 def gram_forward(f, y, N, C, M, scale):
@@ -44,17 +59,51 @@ def gram_forward(f, y, N, C, M, scale):
     tri = C * (C + 1) // 2
     for i in range(cuda.grid(1), N * tri, cuda.gridsize(1)):
         n = i // tri
-        r = i % tri
-        k = 0                          # row k of the upper triangle holds C - k entries
-        while r >= C - k:
-            r -= C - k
-            k += 1
-        j = k + r
+        k, j = _upper_entry(i % tri, C)
         a = (n * C + k) * M
         b = (n * C + j) * M
         acc = 0.0
         for m in range(M):
             acc += np.float64(f[a + m]) * np.float64(f[b + m])
+        v = scale * acc
+        y[(n * C + k) * C + j] = v
+        y[(n * C + j) * C + k] = v
+
+
+@cuda.jit
+def gram_partials(f, part, N, C, M, chunks):
+    """``part[(n * chunks + s) * tri + e]``: the sum over chunk s of the m of F[k, m] F[j, m]
+    for upper entry e = (k, j), in order (float64). Consecutive threads take consecutive entries
+    of one chunk, so they share row k's reads."""
+    tri = C * (C + 1) // 2
+    size = (M + chunks - 1) // chunks
+    for i in range(cuda.grid(1), N * chunks * tri, cuda.gridsize(1)):
+        r = i // tri
+        n = r // chunks
+        k, j = _upper_entry(i - r * tri, C)
+        lo = (r - n * chunks) * size
+        hi = lo + size
+        if hi > M:
+            hi = M
+        a = (n * C + k) * M
+        b = (n * C + j) * M
+        acc = 0.0
+        for m in range(lo, hi):
+            acc += np.float64(f[a + m]) * np.float64(f[b + m])
+        part[i] = acc
+
+
+@cuda.jit
+def gram_combine(part, y, N, C, chunks, scale):
+    """``y[n] = scale (the chunks' partial sums added in chunk order)``, both halves."""
+    tri = C * (C + 1) // 2
+    for i in range(cuda.grid(1), N * tri, cuda.gridsize(1)):
+        n = i // tri
+        e = i - n * tri
+        acc = 0.0
+        for s in range(chunks):
+            acc += part[(n * chunks + s) * tri + e]
+        k, j = _upper_entry(e, C)
         v = scale * acc
         y[(n * C + k) * C + j] = v
         y[(n * C + j) * C + k] = v
@@ -186,13 +235,44 @@ def _sizes(x):
     return n, c, h * w
 
 
+def gram_chunks(n, c, m):
+    """Chunks per Gram row: enough (entry, chunk) threads to fill a GPU, each chunk at least
+    MIN_GRAM_CHUNK long; 1: a thread per entry sums its whole row."""
+    entries = n * c * (c + 1) // 2
+    return max(1, min(-(-GRAM_THREADS // entries), m // MIN_GRAM_CHUNK))
+
+
+def _gram_workspace(shape):
+    n, c = int(shape[0]), int(shape[1])
+    m = int(np.prod(shape[2:]))
+    chunks = gram_chunks(n, c, m)
+    if chunks == 1:
+        return {}
+    return {"gram_part": ((n * chunks * c * (c + 1) // 2,), np.float64)}
+
+
+def run_gram(x, out, scale, ws):
+    """out = scale * the Gram matrices of x (N, C, H, W), chunked when that pays (and the
+    workspace was planned for it)."""
+    n, c, m = _sizes(x)
+    chunks = gram_chunks(n, c, m)
+    part = ws.get("gram_part")
+    tri = c * (c + 1) // 2
+    if chunks > 1 and part is not None and part.size == n * chunks * tri:
+        launch(gram_partials, part.size, flat(x), part, n, c, m, chunks)
+        launch(gram_combine, n * tri, part, out, n, c, chunks, scale)
+    else:
+        launch(gram_forward, n * tri, flat(x), out, n, c, m, scale)
+
+
 class GramMatrixCUDA(Kernel):
     layer, device = "GramMatrix", "cuda"
 
+    def workspace(self, layer, in_shapes, out_shapes, dtype):
+        return _gram_workspace(in_shapes[0])
+
     def forward(self, layer, xs, ys, ws):
-        n, c, m = _sizes(xs[0])
-        launch(gram_forward, n * c * (c + 1) // 2, flat(xs[0]), flat(ys[0]), n, c, m,
-               float(layer.scale(xs[0].shape)))
+        run_gram(xs[0], flat(ys[0]), float(layer.scale(xs[0].shape)), ws)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
@@ -208,12 +288,12 @@ class StyleLossCUDA(Kernel):
     def workspace(self, layer, in_shapes, out_shapes, dtype):
         n, c = in_shapes[0][:2]
         return {"gram": ((n, c, c), dtype), "diff": ((n, c, c), dtype),
-                "partial": ((n * c,), np.float64)}
+                "partial": ((n * c,), np.float64), **_gram_workspace(in_shapes[0])}
 
     def forward(self, layer, xs, ys, ws):
         n, c, m = _sizes(xs[0])
         gram, diff, partial = (flat(ws[k]) for k in ("gram", "diff", "partial"))
-        launch(gram_forward, n * c * (c + 1) // 2, flat(xs[0]), gram, n, c, m, 1.0)
+        run_gram(xs[0], gram, 1.0, ws)
         launch(gram_difference_rows, n * c, gram, flat(xs[1]), diff, partial, n * c, c)
         launch(ordered_sum, 1, partial, flat(ys[0]), float(layer.scale(xs[0].shape)))
 
@@ -268,4 +348,4 @@ class TotalVariationLossCUDA(Kernel):
 
 KERNELS = [GramMatrixCUDA, StyleLossCUDA, ContentLossCUDA, TotalVariationLossCUDA]
 
-__all__ = ["CHUNK", "KERNELS"]
+__all__ = ["CHUNK", "GRAM_THREADS", "KERNELS", "MIN_GRAM_CHUNK"]

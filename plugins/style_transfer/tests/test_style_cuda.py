@@ -140,6 +140,40 @@ def test_parity_over_several_content_chunks():
         layers_cuda.CHUNK = old
 
 
+@pytest.mark.parametrize("make", [lambda: GramMatrix(True), lambda: StyleLoss()],
+                         ids=["gram", "style"])
+def test_gram_rows_summed_in_chunks(monkeypatch, make):
+    """Long rows and few entries: the Gram is summed per (entry, chunk), then per entry in
+    chunk order (uneven last chunk included); the same values as the CPU, the same bits in every
+    run and launch shape."""
+    import minicnn.cuda_device as cuda_device
+
+    from minicnn_style_transfer import layers_cuda
+    monkeypatch.setattr(layers_cuda, "MIN_GRAM_CHUNK", 4)
+    monkeypatch.setattr(layers_cuda, "GRAM_THREADS", 1 << 10)
+    x = testing.tie_free((2, 3, 2, 7), seed=10, dtype=np.float64)     # rows of 14: 5, 5, 4
+    assert layers_cuda.gram_chunks(2, 3, 14) == 3
+    target = testing.tie_free((2, 3, 3), seed=11, dtype=np.float64)
+    inputs = [x] if isinstance(make(), GramMatrix) else [x, target]
+    launched = set()
+    cuda_device.RECORD = set()
+    try:
+        testing.check_parity(make(), inputs, device="cuda", atol=1e-12, rtol=1e-12)
+        launched = {name for _, name, _ in cuda_device.RECORD}
+    finally:
+        cuda_device.RECORD = None
+    assert {"gram_partials", "gram_combine"} <= launched and "gram_forward" not in launched
+    layer = make().to("cuda")
+    first = _forward_backward(layer, inputs)
+    old = cuda_device.set_launch(threads_per_block=8, max_blocks=3)
+    try:
+        again = _forward_backward(make().to("cuda"), inputs)
+    finally:
+        cuda_device.set_launch(*old)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("make", [lambda: GramMatrix(True), lambda: StyleLoss(),
                                   lambda: ContentLoss(), lambda: TotalVariationLoss(1)],
                          ids=["gram", "style", "content", "tv1"])
@@ -231,6 +265,8 @@ PTX = textwrap.dedent("""
     for dt in (types.float32, types.float64):
         f = types.Array(dt, 1, "C")
         for name, sig in (("gram_forward", (f, f, i, i, i, d)),
+                          ("gram_partials", (f, p, i, i, i, i)),
+                          ("gram_combine", (p, f, i, i, i, d)),
                           ("sym_times_features", (f, f, f, i, i, i, d, f)),
                           ("gram_difference_rows", (f, f, f, p, i, i)),
                           ("ordered_sum", (p, f, d)),
@@ -257,5 +293,5 @@ def test_every_kernel_compiles_to_ptx():
         pytest.skip(stdout.strip())
     assert process.returncode == 0, stdout + stderr
     lines = [line for line in stdout.splitlines() if line.startswith("ok ")]
-    assert len(lines) == 16, stdout
+    assert len(lines) == 20, stdout
     assert all(line.endswith("local=0") for line in lines), stdout
