@@ -18,10 +18,10 @@ launch shape.
   per entry adds the chunks in order (``gram_combine``). No shared-memory tiling yet.
 * ``S F`` products of the backward passes (Gram: ``S = gy + gy^T``; style: ``S = D + D^T``,
   ``D = G - T``): one thread per ``gx[n, k, m]`` gathers ``sum_j S[k, j] F[j, m]`` in order.
-* Scalar losses: per-row (style), per-chunk (content, ``CHUNK`` elements) or per-plane (total
-  variation) float64 partial sums, one thread each, into a float64 workspace; then one thread
-  adds the partials in index order and writes the scaled loss. The total variation sums each plane
-  in the CPU kernel's order, so its partials are the CPU's bits in float64.
+* Scalar losses: per-row (style), per-chunk (content, ``CHUNK`` elements) or per rows of a plane
+  (total variation, ``tv_chunks``) float64 partial sums, one thread each, into a float64
+  workspace; then one thread adds the partials in index order and writes the scaled loss. The
+  total variation sums each chunk of rows in the CPU kernel's order.
 * The output gradient of a loss is a device scalar: backward kernels read it on the device (no
   copy back to the host).
 
@@ -39,6 +39,7 @@ from numba import cuda
 CHUNK = 4096            # elements per partial sum of the content loss
 GRAM_THREADS = 1 << 16  # the Gram's partial sums aim at about this many threads ...
 MIN_GRAM_CHUNK = 512    # ... each summing at least this many products
+TV_THREADS = 4096       # the total variation's row chunks aim at about this many threads
 
 
 # -- kernels --------------------------------------------------------------------------------------
@@ -188,19 +189,26 @@ def _slope(d, power):
 
 
 @cuda.jit
-def tv_planes(x, partial, H, W, power):
-    """``partial[p]``: the total variation of plane p, in the CPU kernel's order."""
-    for p in range(cuda.grid(1), partial.size, cuda.gridsize(1)):
+def tv_planes(x, partial, H, W, power, chunks):
+    """``partial[p * chunks + s]``: the total variation terms of rows chunk s of plane p (their
+    differences down and right), in the CPU kernel's order."""
+    size = (H + chunks - 1) // chunks
+    for t in range(cuda.grid(1), partial.size, cuda.gridsize(1)):
+        p = t // chunks
+        lo = (t - p * chunks) * size
+        hi = lo + size
+        if hi > H:
+            hi = H
         base = p * H * W
         acc = 0.0
-        for i in range(H):
+        for i in range(lo, hi):
             for j in range(W):
                 v = np.float64(x[base + i * W + j])
                 if i + 1 < H:
                     acc += _term(np.float64(x[base + (i + 1) * W + j]) - v, power)
                 if j + 1 < W:
                     acc += _term(np.float64(x[base + i * W + j + 1]) - v, power)
-        partial[p] = acc
+        partial[t] = acc
 
 
 @cuda.jit
@@ -233,6 +241,12 @@ def _one(dtype):
 def _sizes(x):
     n, c, h, w = (int(v) for v in x.shape)
     return n, c, h * w
+
+
+def tv_chunks(planes, rows):
+    """Row chunks per plane of the total variation: an RGB image is 3 planes, so a thread per
+    plane would leave the GPU idle; enough chunks for about TV_THREADS threads."""
+    return max(1, min(rows, -(-TV_THREADS // planes)))
 
 
 def gram_chunks(n, c, m):
@@ -329,13 +343,14 @@ class TotalVariationLossCUDA(Kernel):
     layer, device = "TotalVariationLoss", "cuda"
 
     def workspace(self, layer, in_shapes, out_shapes, dtype):
-        n, c = in_shapes[0][:2]
-        return {"partial": ((n * c,), np.float64)}
+        n, c, h = (int(v) for v in in_shapes[0][:3])
+        return {"partial": ((n * c * tv_chunks(n * c, h),), np.float64)}
 
     def forward(self, layer, xs, ys, ws):
-        h, w = (int(v) for v in xs[0].shape[2:])
+        n, c, h, w = (int(v) for v in xs[0].shape)
         partial = ws["partial"]
-        launch(tv_planes, partial.size, flat(xs[0]), partial, h, w, int(layer.power))
+        chunks = partial.size // (n * c)
+        launch(tv_planes, partial.size, flat(xs[0]), partial, h, w, int(layer.power), chunks)
         launch(ordered_sum, 1, partial, flat(ys[0]), float(layer.scale(xs[0].shape)))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
@@ -348,4 +363,4 @@ class TotalVariationLossCUDA(Kernel):
 
 KERNELS = [GramMatrixCUDA, StyleLossCUDA, ContentLossCUDA, TotalVariationLossCUDA]
 
-__all__ = ["CHUNK", "GRAM_THREADS", "KERNELS", "MIN_GRAM_CHUNK"]
+__all__ = ["CHUNK", "GRAM_THREADS", "KERNELS", "MIN_GRAM_CHUNK", "TV_THREADS"]

@@ -140,6 +140,18 @@ def test_parity_over_several_content_chunks():
         layers_cuda.CHUNK = old
 
 
+@pytest.mark.parametrize("threads", [1, 12, 1 << 12])
+def test_total_variation_in_row_chunks(monkeypatch, threads):
+    """One chunk per plane, two uneven ones (rows 0-1 and 2), a row each: the CPU's values."""
+    from minicnn_style_transfer import layers_cuda
+    monkeypatch.setattr(layers_cuda, "TV_THREADS", threads)
+    assert layers_cuda.tv_chunks(6, 3) == {1: 1, 12: 2}.get(threads, 3)
+    x = testing.tie_free((2, 3, 3, 4), seed=12, dtype=np.float64)
+    for power in (1, 2):
+        testing.check_parity(TotalVariationLoss(power), [x], device="cuda", atol=1e-12,
+                             rtol=1e-12)
+
+
 @pytest.mark.parametrize("make", [lambda: GramMatrix(True), lambda: StyleLoss()],
                          ids=["gram", "style"])
 def test_gram_rows_summed_in_chunks(monkeypatch, make):
@@ -272,7 +284,7 @@ PTX = textwrap.dedent("""
                           ("ordered_sum", (p, f, d)),
                           ("squared_distance_chunks", (f, f, p, i)),
                           ("scaled_difference", (f, f, f, d, f)),
-                          ("tv_planes", (f, p, i, i, i)),
+                          ("tv_planes", (f, p, i, i, i, i)),
                           ("tv_backward", (f, f, i, i, i, d, f))):
             ptx, _ = cuda.compile_ptx(getattr(layers_cuda, name).py_func, sig, cc=(8, 0))
             local = sum(int(n) for n in re.findall(r"__local_depot\\d+\\[(\\d+)\\]", ptx))
