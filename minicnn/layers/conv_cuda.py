@@ -293,11 +293,11 @@ def _positions(values):
     return values[0] * values[6] * values[7] * values[8]
 
 
-def chunked_weight_splits(values, weight_size):
-    """Chunks per weight element of ``conv_backward_weight_chunks``; 0 for sums too short to be
-    worth a block (a thread per element then)."""
+def chunked_weight_shape(values, weight_size):
+    """(threads per block, chunks per weight element) of ``conv_backward_weight_chunks``; 0
+    chunks for sums too short to be worth a block (a thread per element then)."""
     threads, splits = block_shape(weight_size, _positions(values))
-    return splits if _positions(values) >= threads * MIN_PER_THREAD else 0
+    return threads, (splits if _positions(values) >= threads * MIN_PER_THREAD else 0)
 
 
 def weight_workspace(values, weight_size, dtype):
@@ -306,10 +306,8 @@ def weight_workspace(values, weight_size, dtype):
     splits = tiled.weight_splits(values)
     if splits > 1:
         return {"gw_part": ((splits * weight_size,), dtype)}
-    if splits == 0 and chunked_weight_splits(values, weight_size):
-        return {"gw_part64": ((chunked_weight_splits(values, weight_size) * weight_size,),
-                              np.float64)}
-    return {}
+    chunks = chunked_weight_shape(values, weight_size)[1] if splits == 0 else 0
+    return {"gw_part64": ((chunks * weight_size,), np.float64)} if chunks else {}
 
 
 def run_backward_weight(x, gy, gw, values, ws):
@@ -321,10 +319,9 @@ def run_backward_weight(x, gy, gw, values, ws):
     if splits:
         tiled.backward_weight(x, gy, gw, part if splits > 1 else gw, values, splits)
         return
-    chunks = chunked_weight_splits(values, gw.size)
+    threads, chunks = chunked_weight_shape(values, gw.size)
     part = ws.get("gw_part64")
     if chunks and part is not None and part.size == chunks * gw.size:
-        threads, _ = block_shape(gw.size, _positions(values))
         launch_blocks(conv_backward_weight_chunks, min(gw.size * chunks, cuda_device.MAX_BLOCKS),
                       threads, x, gy, part, const_array(values), chunks)
         launch(tiled.split_sum, gw.size, part, gw, chunks)   # in order, then to gw's dtype

@@ -238,8 +238,9 @@ def _one(dtype):
     return const_array((1,), dtype)
 
 
-def _sizes(x):
-    n, c, h, w = (int(v) for v in x.shape)
+def _sizes(shape):
+    """(N, C, M = H W) of an (N, C, H, W) shape."""
+    n, c, h, w = (int(v) for v in shape)
     return n, c, h * w
 
 
@@ -257,8 +258,7 @@ def gram_chunks(n, c, m):
 
 
 def _gram_workspace(shape):
-    n, c = int(shape[0]), int(shape[1])
-    m = int(np.prod(shape[2:]))
+    n, c, m = _sizes(shape)
     chunks = gram_chunks(n, c, m)
     if chunks == 1:
         return {}
@@ -268,7 +268,7 @@ def _gram_workspace(shape):
 def run_gram(x, out, scale, ws):
     """out = scale * the Gram matrices of x (N, C, H, W), chunked when that pays (and the
     workspace was planned for it)."""
-    n, c, m = _sizes(x)
+    n, c, m = _sizes(x.shape)
     chunks = gram_chunks(n, c, m)
     part = ws.get("gram_part")
     tri = c * (c + 1) // 2
@@ -291,7 +291,7 @@ class GramMatrixCUDA(Kernel):
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
             return
-        n, c, m = _sizes(xs[0])
+        n, c, m = _sizes(xs[0].shape)
         launch(sym_times_features, n * c * m, flat(gys[0]), flat(xs[0]), flat(gxs[0]),
                n, c, m, float(layer.scale(xs[0].shape)), _one(xs[0].dtype))
 
@@ -305,7 +305,7 @@ class StyleLossCUDA(Kernel):
                 "partial": ((n * c,), np.float64), **_gram_workspace(in_shapes[0])}
 
     def forward(self, layer, xs, ys, ws):
-        n, c, m = _sizes(xs[0])
+        n, c, m = _sizes(xs[0].shape)
         gram, diff, partial = (flat(ws[k]) for k in ("gram", "diff", "partial"))
         run_gram(xs[0], gram, 1.0, ws)
         launch(gram_difference_rows, n * c, gram, flat(xs[1]), diff, partial, n * c, c)
@@ -314,7 +314,7 @@ class StyleLossCUDA(Kernel):
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
             return
-        n, c, m = _sizes(xs[0])
+        n, c, m = _sizes(xs[0].shape)
         launch(sym_times_features, n * c * m, flat(ws["diff"]), flat(xs[0]), flat(gxs[0]),
                n, c, m, 2.0 * float(layer.scale(xs[0].shape)), flat(gys[0]))
 
