@@ -526,6 +526,12 @@ class Loss(Layer):
     """A layer whose output is a scalar: ``value = loss(prediction, target); g = loss.backward()``.
 
     ``reduction`` is ``"mean"`` (default) or ``"sum"``, as in PyTorch. The target gets no gradient.
+
+    ``loss(...)`` returns a Python float, so on the GPU it waits for the forward pass to finish.
+    ``loss.compute(...)`` does the same work but returns the 0-d array holding the value (numpy
+    on the CPU, a device array on the GPU) without reading it: a loop that does not look at every
+    step's loss keeps the GPU busy while the host queues the backward pass, as a PyTorch loop
+    without ``loss.item()`` does. ``float(minicnn.to_numpy(value))`` reads it later.
     """
 
     num_inputs = 2
@@ -547,6 +553,16 @@ class Loss(Layer):
             return out
         from .device import to_numpy
         return float(to_numpy(out))
+
+    def compute(self, *inputs):
+        """The loss as a 0-d array on the inputs' device, not read back (see the class doc);
+        ``backward()`` follows it as it follows a call."""
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = tuple(inputs[0])
+        if is_symbolic(inputs):
+            raise TypeError(f"{type(self).__name__}.compute runs on arrays; call the loss on "
+                            f"symbolic values to add it to a graph")
+        return Layer.__call__(self, *inputs)
 
     differentiable_inputs = (True, False)   # the target gets no gradient
 

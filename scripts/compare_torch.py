@@ -339,7 +339,7 @@ def minicnn_cuda_case(kind, spec, repeat, warmup, out):
     state = model.state_dict()
 
     def step():
-        loss(model(xd), labels_d)
+        loss.compute(model(xd), labels_d)   # no read back: the PyTorch step has no .item()
         model.backward(loss.backward(), input_grad=False)
         opt.step()
 

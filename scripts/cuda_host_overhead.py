@@ -111,7 +111,7 @@ def _training_step(model, dev, shape):
     y = dev.asarray(np.arange(shape[0]) % 10)
 
     def step():
-        loss(model(x), y)
+        loss.compute(model(x), y)
         model.backward(loss.backward(), input_grad=False)
         opt.step()
     return step

@@ -75,7 +75,7 @@ def model_step(name, batch):
     y = rng.integers(0, 10, batch)
 
     def step():
-        loss(model(x), y)
+        loss.compute(model(x), y)
         model.backward(loss.backward(), input_grad=False)
         opt.step()
     return step, dev

@@ -146,6 +146,19 @@ def test_parameterless_loss_follows_device_inputs():
     np.testing.assert_allclose(to_numpy(g), g_cpu, rtol=1e-5, atol=1e-7)
 
 
+def test_loss_compute_leaves_the_value_on_the_device_and_backward_follows_it():
+    logits = testing.tie_free((3, 4))
+    labels = np.array([1, 0, 3])
+    loss = nn.CrossEntropyLoss()
+    on_cpu = loss(logits, labels)
+    g_cpu = loss.backward()
+    value = loss.compute(cuda_device.CUDADevice().asarray(logits), labels)
+    assert cuda_device.is_device_array(value) and value.shape == ()
+    g = loss.backward()
+    assert float(to_numpy(value)) == pytest.approx(on_cpu, rel=1e-6)
+    np.testing.assert_allclose(to_numpy(g), g_cpu, rtol=1e-5, atol=1e-7)
+
+
 def test_astype_on_the_device():
     layer = nn.Linear(3, 2).to("cuda").double()
     assert layer.weight.data.dtype == np.float64 and cuda_device.is_device_array(layer.weight.data)

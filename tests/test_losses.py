@@ -389,6 +389,20 @@ def test_serial_and_parallel_kernels_agree_exactly(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_compute_returns_the_unread_value_and_backward_follows_it():
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((4, 5)), rng.integers(0, 5, 4)
+    loss = nn.CrossEntropyLoss()
+    called = loss(x, t)
+    g_called = loss.backward()
+    value = loss.compute([x, t])
+    assert isinstance(value, np.ndarray) and value.shape == ()
+    assert float(value) == called
+    np.testing.assert_array_equal(loss.backward(), g_called)
+    with pytest.raises(TypeError, match="compute runs on arrays"):
+        loss.compute(minicnn.Input((5,)), minicnn.Input((), kind="index"))
+
+
 def test_a_one_input_loss_applies_to_a_single_symbol():
     """A plugin's loss may take only the prediction (a penalty): ``loss(symbol)`` builds a node."""
     from minicnn.kernel import Kernel
