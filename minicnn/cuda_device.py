@@ -184,6 +184,12 @@ def _add_kernel(dst, src):
 
 
 @cuda.jit
+def _sum_kernel(dst, a, b):
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        dst[i] = a[i] + b[i]
+
+
+@cuda.jit
 def _copy_kernel(dst, src):
     for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
         dst[i] = src[i]
@@ -298,6 +304,9 @@ class CUDADevice:
 
     def add_into(self, dst, src):
         launch(_add_kernel, dst.size, flat(dst), flat(src))
+
+    def add(self, dst, a, b):
+        launch(_sum_kernel, dst.size, flat(dst), flat(a), flat(b))
 
     def assign(self, dst, src):
         if is_device_array(src):

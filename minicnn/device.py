@@ -25,6 +25,9 @@ class CPUDevice:
     def add_into(self, dst, src):
         np.add(dst, src, out=dst)
 
+    def add(self, dst, a, b):
+        np.add(a, b, out=dst)
+
     def assign(self, dst, src):
         dst[...] = src
 

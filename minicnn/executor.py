@@ -114,6 +114,7 @@ class Plan:
         self.grads = None           # value -> gradient array of the last backward pass
         self.grad_required = None   # value -> whether the last backward needed its gradient
         self.grad_buffers = {}      # value -> gradient buffer, allocated at first backward
+        self._constants = {}        # value -> the constant its (unread) gradient buffer holds
         self.scratch = {}           # (step index, input slot) -> buffer for a second writer
         self.param_scratch = {}     # id(param) -> buffer for a layer used at several nodes
         self._requires = {}         # (input_grad, trainable flags) -> per-value "needs a gradient"
@@ -187,21 +188,25 @@ class Plan:
         for v, g in zip(self.out_values, grad_outputs, strict=True):
             if g is None or not req[v]:
                 continue
-            if isinstance(g, float) or v in self.consumed or g.dtype != self.dtype:
+            if isinstance(g, float):
+                grad[v] = self._constant_grad(v, g)
+            elif v in self.consumed or g.dtype != self.dtype:
                 buf = grad[v] = self._grad_buffer(v)
-                if isinstance(g, float):
-                    dev.fill(buf, g)
-                else:
-                    dev.assign(buf, g)
+                self._constants.pop(v, None)
+                dev.assign(buf, g)
             else:
                 grad[v] = g     # used read-only: kernels never write their gys
         done_layers = set()
+        borrowed = set()   # values whose gradient is a later value's gradient array (read-only)
         for index in range(len(self.steps) - 1, -1, -1):
             step = self.steps[index]
             if not any(req[v] for v in step.outs):
                 continue
             gys = [grad[v] if v in grad else self._zero_grad(v) for v in step.outs]
             diff = step.layer.differentiable_inputs
+            if getattr(step.kernel, "passes_gradient", False):   # wrappers may lack it
+                self._pass_gradient(step, gys[0], grad, borrowed, req, diff)
+                continue
             gxs, pending = [], []
             for slot, v in enumerate(step.ins):
                 if not req[v] or (diff is not None and not diff[slot]) or self.kinds[v] != "float":
@@ -221,13 +226,38 @@ class Plan:
             except (InputError, ShapeError) as err:
                 raise _at_node(err, step) from None
             for v, buf in pending:
-                dev.add_into(grad[v], buf)
+                self._accumulate(v, buf, grad, borrowed)
             for param, buf in param_pending:
                 get_device(device_of(buf)).add_into(param.grad, buf)
         self.grads, self.grad_required = grad, req
         if not input_grad:
             return None
         return [grad.get(v) for v in self.in_values]
+
+    def _pass_gradient(self, step, gy, grad, borrowed, req, diff):
+        """The backward of a kernel whose every input gradient is its output gradient (Add,
+        Flatten, Identity): handed on as it is, reshaped, instead of copied by a launch."""
+        for slot, v in enumerate(step.ins):
+            if not req[v] or (diff is not None and not diff[slot]) or self.kinds[v] != "float":
+                continue
+            g = gy if tuple(gy.shape) == self.shapes[v] else gy.reshape(self.shapes[v])
+            if v in grad:                # a second consumer
+                self._accumulate(v, g, grad, borrowed)
+            elif v in self.in_set:       # returned to the caller: an array of its own
+                grad[v] = self.dev.copy(g)
+            else:
+                grad[v] = g
+                borrowed.add(v)
+
+    def _accumulate(self, v, g, grad, borrowed):
+        """grad[v] += g; a borrowed gradient is not written: the sum goes to v's own buffer."""
+        if v in borrowed:
+            borrowed.discard(v)
+            own = self._grad_buffer(v)
+            self.dev.add(own, grad[v], g)
+            grad[v] = own
+        else:
+            self.dev.add_into(grad[v], g)
 
     def _param_grads(self, layer, done_layers):
         grads, pending = {}, []
@@ -275,8 +305,18 @@ class Plan:
         return buf
 
     def _zero_grad(self, v):
+        return self._constant_grad(v, 0.0)
+
+    def _constant_grad(self, v, value):
+        """The gradient buffer of value ``v`` filled with ``value``. Kernels never write their
+        output gradients, so the buffer of a value that no step reads (a loss, a model output)
+        keeps its constant, and refilling it is skipped: the loss's 1.0 costs one launch, not
+        one per step."""
         buf = self._grad_buffer(v)
-        self.dev.fill(buf, 0.0)
+        if v in self.consumed or self._constants.get(v) != value:
+            self.dev.fill(buf, value)
+            if v not in self.consumed:
+                self._constants[v] = value
         return buf
 
     def _scratch(self, key, v):
@@ -484,6 +524,7 @@ class HostFallback:
     device outputs; backward likewise. The plan allocates this kernel's workspace on the host."""
 
     device = "cpu"
+    passes_gradient = False   # the host kernel's backward runs, with its copies
 
     def __init__(self, kernel):
         self.kernel = kernel

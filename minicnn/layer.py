@@ -562,7 +562,11 @@ class Loss(Layer):
         if is_symbolic(inputs):
             raise TypeError(f"{type(self).__name__}.compute runs on arrays; call the loss on "
                             f"symbolic values to add it to a graph")
-        return Layer.__call__(self, *inputs)
+        self.__dict__["_value_unread"] = True   # device kernels defer checks that would wait
+        try:
+            return Layer.__call__(self, *inputs)
+        finally:
+            del self.__dict__["_value_unread"]
 
     differentiable_inputs = (True, False)   # the target gets no gradient
 

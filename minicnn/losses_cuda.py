@@ -11,39 +11,74 @@ except what the user asks for (the loss value).
 Element-wise losses (MSE, L1, SmoothL1, BCEWithLogits, BCE): the same chunked sums; ``weight`` and
 ``pos_weight`` are broadcast to the prediction's shape on the device once per call.
 
+Launches. A forward pass is two launches (the rows or elements, then ``*_finish``) plus the
+weight broadcasts of the element-wise losses: one block of ``FINISH_THREADS`` makes the chunk
+sums itself when there are at most that many chunks (``chunk_sums`` runs first otherwise), and
+the class weights are read where they are (1 for every class without ``weight``). Small networks
+on a GPU are bound by launches; this was six launches per cross-entropy forward.
+
 Bad input (a class target outside ``[0, C)`` that is not ``ignore_index``; a BCELoss probability
-outside ``[0, 1]``) sets a device flag that the kernel class reads after the forward pass (one
-4-byte copy) and reports as the CPU kernels do.
+outside ``[0, 1]``) sets a device flag; the finish kernel moves it aside, clears it for the next
+call and makes the loss NaN. The kernel class reads it after a forward pass (one 4-byte copy)
+and reports it as the CPU kernels do. Under ``Loss.compute`` (the value is not read back, so
+nothing may wait for the GPU) the flag is read at the start of the loss's next forward pass, and
+the error then names the previous call; the NaN value shows it to anyone who reads that value.
 """
 
 import math
 
 import numpy as np
 
-from .cuda_device import const_array, cuda, flat, launch
+from .cuda_device import const_array, cuda, flat, launch, launch_blocks
 from .errors import InputError
 from .kernel import Kernel
 from .losses_cpu import BCE, BCE_LOGITS, L1, MSE, SMOOTH_L1
 from .registry import hookimpl
 
 CHUNK = 1024    # values per partial sum
+FINISH_THREADS = 64   # the finish kernels' one block (makes up to this many chunk sums itself)
 
 
 def _chunks(n):
     return max(1, -(-n // CHUNK))
 
 
+@cuda.jit(device=True)
+def _chunk_total(vals, k, n):
+    """The sum of vals[k*CHUNK : min(n, (k+1)*CHUNK)], serially (fixed order)."""
+    acc = 0.0
+    stop = (k + 1) * CHUNK
+    if stop > n:
+        stop = n
+    for i in range(k * CHUNK, stop):
+        acc += vals[i]
+    return acc
+
+
 @cuda.jit
 def chunk_sums(vals, parts, n):
-    """parts[k] = sum of vals[k*CHUNK : min(n, (k+1)*CHUNK)], serially (fixed order)."""
+    """parts[k] = the sum of chunk k of vals (for more chunks than a finish block makes)."""
     for k in range(cuda.grid(1), parts.size, cuda.gridsize(1)):
-        acc = 0.0
-        stop = (k + 1) * CHUNK
-        if stop > n:
-            stop = n
-        for i in range(k * CHUNK, stop):
-            acc += vals[i]
-        parts[k] = acc
+        parts[k] = _chunk_total(vals, k, n)
+
+
+@cuda.jit(device=True)
+def _block_chunk_sums(vals, parts, n):
+    """Inside a finish kernel's block: parts[k] = the sum of chunk k, thread j taking chunks j,
+    j + blockDim, ...; visible to the whole block on return."""
+    for k in range(cuda.threadIdx.x, parts.size, cuda.blockDim.x):
+        parts[k] = _chunk_total(vals, k, n)
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def _take_flag(bad):
+    """Thread 0 of a finish kernel: bad[1] = bad[0] (set by the values kernel), bad[0] cleared for
+    the next call; returns whether it was set."""
+    flag = bad[0]
+    bad[1] = flag
+    bad[0] = 0
+    return flag != 0
 
 
 @cuda.jit
@@ -74,8 +109,8 @@ def _broadcast_tables(value_shape, shape):
 # -- class-index losses ---------------------------------------------------------------------------
 
 @cuda.jit
-def class_rows_forward(x, t, w, ignore_index, smoothing, fused, n_class, n_inner, lse, row_loss,
-                       row_w, bad):
+def class_rows_forward(x, t, w, has_w, ignore_index, smoothing, fused, n_class, n_inner, lse,
+                       row_loss, row_w, bad):
     n_rows = t.size
     for r in range(cuda.grid(1), n_rows, cuda.gridsize(1)):
         b = r // n_inner
@@ -102,39 +137,48 @@ def class_rows_forward(x, t, w, ignore_index, smoothing, fused, n_class, n_inner
                 acc += math.exp(np.float64(x[base + c * n_inner]) - m)
             z = m + math.log(acc)
         lse[r] = z
-        wt = w[target]
+        wt = np.float64(w[target]) if has_w else 1.0
         row = (1.0 - smoothing) * wt * (z - np.float64(x[base + target * n_inner]))
         if smoothing != 0.0:
             acc = 0.0
             for c in range(n_class):
-                acc += w[c] * (z - np.float64(x[base + c * n_inner]))
+                wc = np.float64(w[c]) if has_w else 1.0
+                acc += wc * (z - np.float64(x[base + c * n_inner]))
             row += smoothing / n_class * acc
         row_loss[r] = row
         row_w[r] = wt
 
 
 @cuda.jit
-def class_finish(loss_parts, w_parts, w, mean, y, total):
-    """One thread: y = sum(loss) (/ sum(weight) for the mean); total = (weight sum, sum of w)."""
-    if cuda.grid(1) == 0:
+def class_finish(row_loss, row_w, loss_parts, w_parts, n_rows, summed, w, has_w, n_class, mean,
+                 y, total, bad):
+    """One block: the chunk sums (unless ``summed``: chunk_sums made them), then thread 0
+    adds them in order: y = sum(loss) (/ sum(weight) for the mean; NaN on a bad target);
+    total = (weight sum, sum of the class weights)."""
+    if not summed:
+        _block_chunk_sums(row_loss, loss_parts, n_rows)
+        _block_chunk_sums(row_w, w_parts, n_rows)
+    if cuda.threadIdx.x == 0:
         loss = 0.0
         weight = 0.0
         for k in range(loss_parts.size):
             loss += loss_parts[k]
             weight += w_parts[k]
         w_sum = 0.0
-        for c in range(w.size):
-            w_sum += w[c]
+        for c in range(n_class):
+            w_sum += np.float64(w[c]) if has_w else 1.0
         total[0] = weight
         total[1] = w_sum
         if mean:
             loss = loss / weight if weight != 0.0 else math.nan   # all ignored: NaN, as PyTorch
+        if _take_flag(bad):
+            loss = math.nan
         y[0] = loss
 
 
 @cuda.jit
-def class_backward(x, t, w, ignore_index, smoothing, fused, n_class, n_inner, lse, total, gy,
-                   mean, gx):
+def class_backward(x, t, w, has_w, ignore_index, smoothing, fused, n_class, n_inner, lse, total,
+                   gy, mean, gx):
     for i in range(cuda.grid(1), gx.size, cuda.gridsize(1)):
         s = i % n_inner
         r2 = i // n_inner
@@ -149,25 +193,37 @@ def class_backward(x, t, w, ignore_index, smoothing, fused, n_class, n_inner, ls
         if mean:
             scale = scale / total[0] if total[0] != 0.0 else 0.0
         share = smoothing / n_class
-        wt = (1.0 - smoothing) * w[target]
+        wt = (1.0 - smoothing) * (np.float64(w[target]) if has_w else 1.0)
         coef = wt + share * total[1]
         p = math.exp(np.float64(x[i]) - lse[r]) if fused else 0.0
-        g = coef * p - share * w[c]
+        g = coef * p - share * (np.float64(w[c]) if has_w else 1.0)
         if c == target:
             g -= wt
         gx[i] = scale * g
 
 
-@cuda.jit
-def cast_copy(src, dst):
-    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
-        dst[i] = src[i]
+def _sums_in_finish(chunks):
+    """Whether the finish kernel's block makes the chunk sums itself (else chunk_sums first)."""
+    return chunks <= FINISH_THREADS
 
 
-@cuda.jit
-def fill_one(dst):
-    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
-        dst[i] = 1.0
+def _flag(ws):
+    """The workspace's bad-input flag pair, cleared on first use (workspaces are allocated
+    uninitialised; after that each finish kernel clears it for the next call)."""
+    if "flag_ready" not in ws:
+        launch(_zero_int, 2, ws["bad"])
+        ws["flag_ready"] = True
+    return ws["bad"]
+
+
+def _flag_set(ws):
+    """Whether the last finished forward pass found bad input (waits for the GPU)."""
+    return bool(ws["bad"].copy_to_host()[1])
+
+
+def _read_back(layer):
+    """False inside ``Loss.compute``: nothing may wait for the GPU, checks wait a call."""
+    return not getattr(layer, "_value_unread", False)
 
 
 class _ClassIndexLossCUDA(Kernel):
@@ -180,29 +236,43 @@ class _ClassIndexLossCUDA(Kernel):
         chunks = _chunks(n_rows)
         return {"lse": ((n_rows,), np.float64), "row_loss": ((n_rows,), np.float64),
                 "row_w": ((n_rows,), np.float64), "loss_part": ((chunks,), np.float64),
-                "w_part": ((chunks,), np.float64), "w": ((shape[1],), np.float64),
-                "total": ((2,), np.float64), "bad": ((1,), np.int32)}
+                "w_part": ((chunks,), np.float64), "total": ((2,), np.float64),
+                "bad": ((2,), np.int32)}
+
+    @staticmethod
+    def _weight(layer, ws):
+        """(the class weights as they are, whether there are any): the workspace's ``total`` stands
+        in for the array the kernels then never read."""
+        if layer.weight is None:
+            return ws["total"], False
+        return flat(layer.weight), True
 
     def forward(self, layer, xs, ys, ws):
         x, t = xs
+        if "unread_targets" in ws:     # the previous call's check, left by Loss.compute
+            previous = ws.pop("unread_targets")
+            if _flag_set(ws):
+                _report_targets(layer, previous.copy_to_host(), x.shape[1],
+                                " (previous call: its value, not read back, is NaN)")
         n_class = x.shape[1]
         n_inner = x.size // (x.shape[0] * n_class)
-        w = ws["w"]
-        if layer.weight is None:
-            launch(fill_one, w.size, w)
-        else:
-            launch(cast_copy, w.size, flat(layer.weight), w)
+        w, has_w = self._weight(layer, ws)
         smoothing = float(getattr(layer, "label_smoothing", 0.0)) if self.fused else 0.0
-        bad = ws["bad"]
-        launch(_zero_int, 1, bad)
+        bad = _flag(ws)
         n_rows = t.size
-        launch(class_rows_forward, n_rows, flat(x), flat(t), w, int(layer.ignore_index), smoothing,
-               self.fused, n_class, n_inner, ws["lse"], ws["row_loss"], ws["row_w"], bad)
-        launch(chunk_sums, ws["loss_part"].size, ws["row_loss"], ws["loss_part"], n_rows)
-        launch(chunk_sums, ws["w_part"].size, ws["row_w"], ws["w_part"], n_rows)
-        launch(class_finish, 1, ws["loss_part"], ws["w_part"], w, layer.reduction == "mean",
-               flat(ys[0]), ws["total"])
-        if bad.copy_to_host()[0]:
+        launch(class_rows_forward, n_rows, flat(x), flat(t), w, has_w, int(layer.ignore_index),
+               smoothing, self.fused, n_class, n_inner, ws["lse"], ws["row_loss"], ws["row_w"],
+               bad)
+        summed = not _sums_in_finish(ws["loss_part"].size)
+        if summed:
+            launch(chunk_sums, ws["loss_part"].size, ws["row_loss"], ws["loss_part"], n_rows)
+            launch(chunk_sums, ws["w_part"].size, ws["row_w"], ws["w_part"], n_rows)
+        launch_blocks(class_finish, 1, FINISH_THREADS, ws["row_loss"], ws["row_w"],
+                      ws["loss_part"], ws["w_part"], n_rows, summed, w, has_w, n_class,
+                      layer.reduction == "mean", flat(ys[0]), ws["total"], bad)
+        if not _read_back(layer):
+            ws["unread_targets"] = t
+        elif _flag_set(ws):
             _report_targets(layer, t.copy_to_host(), n_class)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
@@ -211,8 +281,9 @@ class _ClassIndexLossCUDA(Kernel):
         x, t = xs
         n_class = x.shape[1]
         n_inner = x.size // (x.shape[0] * n_class)
+        w, has_w = self._weight(layer, ws)
         smoothing = float(getattr(layer, "label_smoothing", 0.0)) if self.fused else 0.0
-        launch(class_backward, x.size, flat(x), flat(t), ws["w"], int(layer.ignore_index),
+        launch(class_backward, x.size, flat(x), flat(t), w, has_w, int(layer.ignore_index),
                smoothing, self.fused, n_class, n_inner, ws["lse"], ws["total"], flat(gys[0]),
                layer.reduction == "mean", flat(gxs[0]))
 
@@ -223,9 +294,10 @@ def _zero_int(a):
         a[i] = 0
 
 
-def _report_targets(layer, t, n_class):
+def _report_targets(layer, t, n_class, when=""):
     bad = t[(t != layer.ignore_index) & ((t < 0) | (t >= n_class))]
-    raise InputError(f"{layer.type_name}: target value {int(bad.flat[0])} is out of range; "
+    value = f"target value {int(bad.flat[0])}" if bad.size else "a target value"  # since changed
+    raise InputError(f"{layer.type_name}{when}: {value} is out of range; "
                      f"class indices must be in [0, {n_class}) for C = {n_class} classes "
                      f"(or equal ignore_index = {layer.ignore_index})")
 
@@ -273,12 +345,19 @@ def elementwise_values(x, y, w, pw, has_w, has_pw, op, beta, vals, bad):
 
 
 @cuda.jit
-def elementwise_finish(parts, n, mean, y):
-    if cuda.grid(1) == 0:
+def elementwise_finish(vals, parts, n, summed, mean, y, bad):
+    """One block: the chunk sums (unless ``summed``), then thread 0 adds them in order (NaN on
+    bad input)."""
+    if not summed:
+        _block_chunk_sums(vals, parts, n)
+    if cuda.threadIdx.x == 0:
         total = 0.0
         for k in range(parts.size):
             total += parts[k]
-        y[0] = total / n if mean else total
+        total = total / n if mean else total
+        if _take_flag(bad):
+            total = math.nan
+        y[0] = total
 
 
 @cuda.jit
@@ -323,7 +402,7 @@ class _ElementwiseLossCUDA(Kernel):
     def workspace(self, layer, in_shapes, out_shapes, dtype):
         n = int(np.prod(in_shapes[0], dtype=np.int64))
         ws = {"vals": ((n,), np.float64), "parts": ((_chunks(n),), np.float64),
-              "bad": ((1,), np.int32), "none": ((1,), np.float64)}
+              "bad": ((2,), np.int32), "none": ((1,), np.float64)}
         for name in ("weight", "pos_weight"):
             if getattr(layer, name, None) is not None:
                 ws[name] = ((n,), np.float64)
@@ -349,18 +428,25 @@ class _ElementwiseLossCUDA(Kernel):
                 w is not None, pw is not None, self.op, float(getattr(layer, "beta", 1.0)))
 
     def forward(self, layer, xs, ys, ws):
+        if ws.pop("unread_check", False) and _flag_set(ws):   # left by Loss.compute
+            _report_probabilities(" in the previous call (its value, not read back, is NaN)")
         args = self._run(layer, xs, ws, fill=True)
         n = xs[0].size
-        if self.op == BCE:
-            launch(_zero_int, 1, ws["bad"])
-        launch(elementwise_values, n, *args, ws["vals"], ws["bad"])
-        launch(chunk_sums, ws["parts"].size, ws["vals"], ws["parts"], n)
-        launch(elementwise_finish, 1, ws["parts"], n, layer.reduction == "mean", flat(ys[0]))
-        if self.op == BCE and ws["bad"].copy_to_host()[0]:
+        bad = _flag(ws)
+        launch(elementwise_values, n, *args, ws["vals"], bad)
+        parts = ws["parts"]
+        summed = not _sums_in_finish(parts.size)
+        if summed:
+            launch(chunk_sums, parts.size, ws["vals"], parts, n)
+        launch_blocks(elementwise_finish, 1, FINISH_THREADS, ws["vals"], parts, n, summed,
+                      layer.reduction == "mean", flat(ys[0]), bad)
+        if self.op != BCE:
+            return
+        if not _read_back(layer):
+            ws["unread_check"] = True
+        elif _flag_set(ws):
             x = xs[0].copy_to_host()
-            raise InputError(f"BCELoss: the prediction must hold probabilities in [0, 1], found "
-                             f"values in [{float(x.min())}, {float(x.max())}] (use "
-                             f"BCEWithLogitsLoss for logits)")
+            _report_probabilities(f", found values in [{float(x.min())}, {float(x.max())}]")
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         if gxs[0] is None:
@@ -368,6 +454,11 @@ class _ElementwiseLossCUDA(Kernel):
         args = self._run(layer, xs, ws, fill=False)
         launch(elementwise_grad, xs[0].size, *args, flat(gys[0]), layer.reduction == "mean",
                flat(gxs[0]))
+
+
+def _report_probabilities(found):
+    raise InputError(f"BCELoss: the prediction must hold probabilities in [0, 1]{found} (use "
+                     f"BCEWithLogitsLoss for logits)")
 
 
 class MSELossCUDA(_ElementwiseLossCUDA):

@@ -73,6 +73,8 @@ def main():
     minicnn.get_registry().enable_device("cuda")   # kernel modules imported before patching
     counter = Counter()
     cuda_device._launchers = _NoLaunch(counter)
+    from minicnn import losses_cuda
+    losses_cuda._flag_set = lambda ws: False   # no kernel runs: device flags hold garbage
     where = "numba's CUDA simulator" if cuda_device.SIMULATOR else "a real GPU (kernels not run)"
     print(f"minicnn host work per training step on {where}, batch {args.batch}, "
           f"minimum of {args.steps} steps")

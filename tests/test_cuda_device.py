@@ -255,6 +255,40 @@ def test_backward_is_bit_identical_run_after_run():
         np.testing.assert_array_equal(a, b)
 
 
+def test_add_and_flatten_hand_their_gradient_on_without_copies(monkeypatch):
+    """Add and Flatten pass the output gradient on (no copy launches); where a passed-on
+    gradient meets a second consumer's, the sum goes to a buffer of its own: the CPU's
+    gradients, and the output gradient the caller passed is left as it was."""
+    x = minicnn.Input((2, 3, 3))
+    h = nn.ReLU()(x)
+    s = nn.Add()([h, nn.Conv2d(2, 2, 1)(h)])         # h feeds Add and the conv: fan-out
+    cpu = minicnn.Model(x, nn.Linear(18, 2)(nn.Flatten()(nn.Add()([s, h]))))
+    gpu = copy.deepcopy(cpu).to("cuda")
+    xs, gy = testing.tie_free((2, 2, 3, 3)), testing.tie_free((2, 2), seed=1)
+    from minicnn.layers.merge_cpu import AddCPU
+    from minicnn.layers.shape_cpu import FlattenCPU
+    with monkeypatch.context() as patch:   # the reference runs the kernels' own copies
+        for kernel in (AddCPU, FlattenCPU):
+            patch.setattr(kernel, "passes_gradient", False)
+        cpu(xs)
+        expected = [cpu.backward(gy)] + [p.grad.copy() for p in cpu.parameters()]
+    gpu(xs)
+    gy_device = cuda_device.CUDADevice().asarray(gy)
+    names = []
+    real = cuda_device._run
+
+    def counting(kernel, key, args, record=True):
+        names.append(kernel.py_func.__name__)
+        return real(kernel, key, args, record)
+
+    monkeypatch.setattr(cuda_device, "_run", counting)
+    got = [to_numpy(gpu.backward(gy_device))] + [to_numpy(p.grad) for p in gpu.parameters()]
+    assert "_copy_kernel" not in names
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(to_numpy(gy_device), gy)
+
+
 @pytest.mark.parametrize("make_opt", [
     lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     lambda p: optim.AdamW(p, lr=0.01, amsgrad=True),

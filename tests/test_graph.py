@@ -35,6 +35,33 @@ def test_fan_out_gradients_accumulate():
     testing.gradcheck(_residual_mlp(), [testing.tie_free((3, 4), seed=2)])
 
 
+def test_constant_output_gradients_are_what_each_backward_was_given():
+    """A float output gradient (a loss's 1.0) is filled once and kept while it is unchanged;
+    other constants, None (zeros) and arrays in between must still be what each call sees."""
+    model = _residual_mlp().astype(np.float64)
+    model(testing.tie_free((3, 4), seed=9).astype(np.float64))
+    steps = [(1.0, 1.0), (1.0, 1.0), (2.0, 1.0), (None, 1.0), (2.0, None), (2.0, 1.0),
+             (2.0, "float32"), (2.0, 1.0), (1.0, 1.0)]
+    for g1, g2 in steps:
+        if g2 == "float32":     # another dtype: copied into the buffer the constant was in
+            got = model.backward([g1, np.full((3, 4), 3.0, np.float32)])
+            g2 = 3.0
+        else:
+            got = model.backward([g1, g2])
+        want = model.backward([np.full((3, 3), g1 or 0.0), np.full((3, 4), g2 or 0.0)])
+        np.testing.assert_array_equal(got, want)
+
+
+def test_passed_on_gradients_that_meet_a_second_consumer_are_summed_aside():
+    """Add and Flatten hand their output gradient on (Kernel.passes_gradient); h below gets one
+    from Add twice and one from the conv, so its sum must go to a buffer of its own."""
+    x = Input((2, 3, 3))
+    h = nn.ReLU()(x)
+    s = nn.Add()([h, nn.Conv2d(2, 2, 1)(h)])
+    model = Model(x, nn.Linear(18, 2)(nn.Flatten()(nn.Add()([s, h]))))
+    testing.gradcheck(model, [testing.tie_free((2, 2, 3, 3), seed=5)])
+
+
 def test_same_value_twice_into_one_node():
     x = Input((3,))
     model = Model(x, nn.Add()([x, x, x]))

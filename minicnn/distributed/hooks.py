@@ -24,6 +24,8 @@ from .syncbn import SyncBatchNormKernel, is_batchnorm
 class HookedKernel:
     """A step's kernel with the data-parallel hooks around its backward."""
 
+    passes_gradient = False   # its backward runs, so the hooks around it do
+
     def __init__(self, inner, hooks, final):
         self.inner, self.hooks, self.final = inner, hooks, final
         self.layer, self.device = inner.layer, inner.device

@@ -106,6 +106,7 @@ class ActivationCPU(Kernel):
 
 class IdentityCPU(ActivationCPU):
     layer = "Identity"
+    passes_gradient = True   # the executor hands gy on: backward runs only when called directly
 
 
 class ReLUCPU(ActivationCPU):

@@ -97,6 +97,7 @@ class ActivationCUDA(Kernel):
 
 class IdentityCUDA(ActivationCUDA):
     layer = "Identity"
+    passes_gradient = True   # the executor hands gy on: backward runs only when called directly
 
 
 class ReLUCUDA(ActivationCUDA):

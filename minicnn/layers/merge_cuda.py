@@ -38,6 +38,7 @@ def concat_slice(src, dst, row_src, row_dst, offset, to_dst):
 
 class AddCUDA(Kernel):
     layer, device = "Add", "cuda"
+    passes_gradient = True   # the executor hands gy on: backward runs only when called directly
 
     def forward(self, layer, xs, ys, ws):
         self.forward_fused(layer, xs, ys, ws, None, None)

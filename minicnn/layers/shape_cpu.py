@@ -6,6 +6,7 @@ from ..registry import hookimpl
 
 class FlattenCPU(Kernel):
     layer, device = "Flatten", "cpu"
+    passes_gradient = True   # the executor hands gy on: backward runs only when called directly
 
     def forward(self, layer, xs, ys, ws):
         ys[0][...] = xs[0].reshape(ys[0].shape)

@@ -8,6 +8,7 @@ from ..registry import hookimpl
 
 class FlattenCUDA(Kernel):
     layer, device = "Flatten", "cuda"
+    passes_gradient = True   # the executor hands gy on: backward runs only when called directly
 
     def forward(self, layer, xs, ys, ws):
         launch(copy_kernel, ys[0].size, flat(ys[0]), flat(xs[0]))
