@@ -26,13 +26,14 @@ log = logging.getLogger("minicnn.device")
 class Step:
     """One layer node in a plan."""
 
-    __slots__ = ("name", "layer", "kernel", "ins", "outs", "ws", "fused", "fused_into")
+    __slots__ = ("name", "layer", "kernel", "ins", "outs", "ws", "fused", "fused_into", "view")
 
     def __init__(self, name, layer, kernel, ins, outs):
         self.name, self.layer, self.kernel, self.ins, self.outs = name, layer, kernel, ins, outs
         self.ws = {}
         self.fused = None        # the activation step this step's kernel applies (fusion.py)
         self.fused_into = None   # the step whose kernel runs this one's forward
+        self.view = False        # its output buffer is a view of its input's: nothing to run
 
 
 class GraphBuilder:
@@ -101,8 +102,18 @@ class Plan:
         self.consumed = {v for step in self.steps for v in step.ins}
         self.in_set = set(in_values)
         fresh = set(in_values) | set(out_values)
-        self.buffers = {v: dev.empty(self.shapes[v], dtype) for v in range(len(self.shapes))
-                        if v not in fresh}
+        views = {}   # output value -> input value, of steps whose output is a reshaped view
+        for step in self.steps:
+            if getattr(step.kernel, "output_is_view", False) and step.ins[0] not in fresh \
+                    and step.outs[0] not in fresh:
+                views[step.outs[0]] = step.ins[0]
+                step.view = True
+        self.buffers = {}
+        for v in range(len(self.shapes)):     # in graph order: a view's input comes first
+            if v in views:
+                self.buffers[v] = self.buffers[views[v]].reshape(self.shapes[v])
+            elif v not in fresh:
+                self.buffers[v] = dev.empty(self.shapes[v], dtype)
         for step in self.steps:
             in_shapes = [self.shapes[v] for v in step.ins]
             out_shapes = [self.shapes[v] for v in step.outs]
@@ -129,8 +140,8 @@ class Plan:
             if values[v] is None:
                 values[v] = self.dev.empty(self.shapes[v], self.dtype)
         for step in self.steps:
-            if step.fused_into is not None:
-                continue                 # its producer's kernel wrote its output
+            if step.fused_into is not None or step.view:
+                continue                 # its producer's kernel wrote its output, or its input did
             ys = [values[v] for v in step.outs]
             xs = [values[v] for v in step.ins]
             act = step.fused

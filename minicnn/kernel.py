@@ -20,6 +20,10 @@ gradient is its output gradient, reshaped to the input's shape (Add, Flatten, Id
 ``passes_gradient = True``: the executor then hands the output gradient on as the inputs'
 gradients (read-only, copying only where it must) and never calls ``backward``, which saves a
 copy per input (a launch each on the GPU; 18 per ResNet-20 step).
+
+Views (optional). A one-input kernel whose output is its input reshaped (Flatten) sets
+``output_is_view = True``: inside a graph (neither the model's input nor its output) the
+executor makes the output buffer a reshaped view of the input's and never calls ``forward``.
 """
 
 
@@ -31,6 +35,7 @@ class Kernel:
     device: str = "cpu"      # "cpu" or "cuda"
     override: bool = False   # replace another plugin's kernel for the same (layer, device)
     passes_gradient: bool = False   # every input's gradient is the output's (see above)
+    output_is_view: bool = False    # the output is the input reshaped (see above)
 
     def workspace(self, layer, in_shapes, out_shapes, dtype):
         """Arrays this kernel needs besides inputs and outputs: ``{name: (shape, dtype)}``."""

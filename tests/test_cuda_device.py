@@ -256,9 +256,10 @@ def test_backward_is_bit_identical_run_after_run():
 
 
 def test_add_and_flatten_hand_their_gradient_on_without_copies(monkeypatch):
-    """Add and Flatten pass the output gradient on (no copy launches); where a passed-on
-    gradient meets a second consumer's, the sum goes to a buffer of its own: the CPU's
-    gradients, and the output gradient the caller passed is left as it was."""
+    """Add and Flatten pass the output gradient on, and Flatten's output is a view of its input
+    (no copy launches either way); where a passed-on gradient meets a second consumer's, the
+    sum goes to a buffer of its own: the CPU's outputs and gradients, and the output gradient
+    the caller passed is left as it was."""
     x = minicnn.Input((2, 3, 3))
     h = nn.ReLU()(x)
     s = nn.Add()([h, nn.Conv2d(2, 2, 1)(h)])         # h feeds Add and the conv: fan-out
@@ -270,9 +271,9 @@ def test_add_and_flatten_hand_their_gradient_on_without_copies(monkeypatch):
     with monkeypatch.context() as patch:   # the reference runs the kernels' own copies
         for kernel in (AddCPU, FlattenCPU):
             patch.setattr(kernel, "passes_gradient", False)
-        cpu(xs)
+        patch.setattr(FlattenCPU, "output_is_view", False)
+        y = cpu(xs).copy()
         expected = [cpu.backward(gy)] + [p.grad.copy() for p in cpu.parameters()]
-    gpu(xs)
     gy_device = cuda_device.CUDADevice().asarray(gy)
     names = []
     real = cuda_device._run
@@ -282,6 +283,7 @@ def test_add_and_flatten_hand_their_gradient_on_without_copies(monkeypatch):
         return real(kernel, key, args, record)
 
     monkeypatch.setattr(cuda_device, "_run", counting)
+    np.testing.assert_allclose(to_numpy(gpu(xs)), y, rtol=1e-5, atol=1e-6)
     got = [to_numpy(gpu.backward(gy_device))] + [to_numpy(p.grad) for p in gpu.parameters()]
     assert "_copy_kernel" not in names
     for a, b in zip(got, expected, strict=True):

@@ -6,6 +6,7 @@ from ..registry import hookimpl
 
 class FlattenCPU(Kernel):
     layer, device = "Flatten", "cpu"
+    output_is_view = True    # inside a graph the executor makes y a view of x
     passes_gradient = True   # the executor hands gy on: backward runs only when called directly
 
     def forward(self, layer, xs, ys, ws):
