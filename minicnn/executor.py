@@ -14,7 +14,14 @@ import numpy as np
 
 from . import fusion, structure
 from .device import device_of, get_device, to_numpy
-from .errors import ConfigError, InputError, KernelMissingError, NonFiniteError, ShapeError
+from .errors import (
+    ConfigError,
+    InputError,
+    KernelMissingError,
+    NonFiniteError,
+    PluginError,
+    ShapeError,
+)
 from .layer import Layer
 from .packed import by_dtype, pack, packable
 from .registry import get_registry
@@ -101,6 +108,7 @@ class Plan:
         self.fused = fusion.fuse_activations(self.steps, out_values)   # [(producer, activation)]
         self.consumed = {v for step in self.steps for v in step.ins}
         self.in_set = set(in_values)
+        _check_shortcuts(self.steps, self.shapes)
         fresh = set(in_values) | set(out_values)
         views = {}   # output value -> input value, of steps whose output is a reshaped view
         for step in self.steps:
@@ -573,6 +581,27 @@ class HostFallback:
 
     def __repr__(self):
         return f"<HostFallback {self.kernel!r}>"
+
+
+def _check_shortcuts(steps, shapes):
+    """A kernel that declares ``passes_gradient`` or ``output_is_view`` has its backward or
+    forward skipped: refuse declarations that would skip real work (a plugin's mistake would
+    otherwise give silently wrong results)."""
+    for step in steps:
+        kernel = step.kernel
+        what = f"node '{step.name}': kernel {type(kernel).__name__} of layer {step.layer.type_name}"
+        params = list(step.layer._own_params())
+        if getattr(kernel, "passes_gradient", False) and params:
+            raise PluginError(f"{what} declares passes_gradient, but the layer has parameters "
+                              f"({', '.join(params)}) whose gradients its backward computes")
+        if getattr(kernel, "output_is_view", False) and (
+                len(step.ins) != 1 or len(step.outs) != 1 or params
+                or np.prod(shapes[step.ins[0]]) != np.prod(shapes[step.outs[-1]])):
+            raise PluginError(f"{what} declares output_is_view, which needs one input, one "
+                              f"output of as many elements and no parameters; it has "
+                              f"{len(step.ins)} input(s), {len(step.outs)} output(s) (shapes "
+                              f"{[shapes[v] for v in step.ins + step.outs]}) and {len(params)} "
+                              f"parameter(s)")
 
 
 def _grad_fits(param, dev):

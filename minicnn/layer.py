@@ -494,6 +494,21 @@ class Layer(Module):
         object.__setattr__(self, name, param)
         return param
 
+    def __setattr__(self, name, value):
+        """``self.name = Param(array)`` declares a parameter too, as PyTorch's ``nn.Parameter``
+        does (an unregistered one would silently never train); an array assigned over a
+        parameter is an error that says to assign its ``.data``."""
+        params = self.__dict__.get("_params")
+        if params is not None:
+            if isinstance(value, Param):
+                if params.get(name) is not value:
+                    params[name] = value
+                    structure.changed()      # plans pack and order the parameters
+            elif name in params and value is not None:
+                raise TypeError(f"{self.type_name}.{name} is a parameter: assign a Param, or "
+                                f"the array to {name}.data, not a {type(value).__name__}")
+        object.__setattr__(self, name, value)
+
     def add_buffer(self, name, data):
         """Declare non-trainable state saved in the state dict (running statistics...)."""
         self._buffers[name] = None

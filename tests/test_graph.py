@@ -289,3 +289,75 @@ def test_freeze_prefix_matches_whole_name_parts():
     assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["fc1.weight"]
     with pytest.raises(KeyError, match="no parameter name starts with"):
         model.freeze("fc")
+
+
+@pytest.mark.parametrize("flag", ["passes_gradient", "output_is_view"])
+def test_a_kernel_shortcut_that_would_skip_real_work_is_refused(flag):
+    """Kernel.passes_gradient skips backward and Kernel.output_is_view skips forward: declared on
+    a layer with parameters, they would silently drop its gradients, so planning refuses them."""
+    from minicnn.kernel import Kernel
+    from minicnn.registry import Registry, hookimpl, set_registry
+
+    class Scale(minicnn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.add_param("weight", np.ones(1, np.float32))
+
+        def infer_shapes(self, in_shapes):
+            return [in_shapes[0]]
+
+    class ScaleCPU(Kernel):
+        layer, device = "Scale", "cpu"
+
+        def forward(self, layer, xs, ys, ws):
+            ys[0][...] = xs[0] * layer.weight.data[0]
+
+    setattr(ScaleCPU, flag, True)
+
+    class Plugin:
+        @hookimpl
+        def minicnn_layers(self):
+            return [Scale]
+
+        @hookimpl
+        def minicnn_kernels(self):
+            return [ScaleCPU]
+
+    registry = Registry(load_entry_points=False)
+    registry.register(Plugin(), name="scale")
+    previous = set_registry(registry)
+    try:
+        x = Input((3,))
+        model = Model(x, nn.Tanh()(Scale()(x, name="scaled")))
+        with pytest.raises(minicnn.PluginError, match=rf"node 'scaled'.*declares {flag}.*weight"
+                           if flag == "passes_gradient" else rf"node 'scaled'.*{flag}.*1 param"):
+            model(np.ones((2, 3), np.float32))
+    finally:
+        set_registry(previous)
+
+
+def test_a_param_assigned_as_an_attribute_is_declared_and_trains():
+    """``self.scale = Param(...)``, as PyTorch users write ``nn.Parameter``, registers it like
+    add_param; an array assigned over a parameter is refused (it would never train)."""
+    class Scaled(minicnn.Layer):
+        type_name = "ScaledLinearForAttrTest"
+
+        def __init__(self):
+            super().__init__()
+            self.inner = None
+            self.scale = minicnn.Param(np.full(1, 2.0, np.float32))
+
+        def infer_shapes(self, in_shapes):
+            return [in_shapes[0]]
+
+    layer = Scaled()
+    assert [name for name, _ in layer.named_parameters()] == ["scale"]
+    assert layer.state_dict()["scale"] == 2.0
+    with pytest.raises(TypeError, match=r"ScaledLinearForAttrTest.scale is a parameter: assign a "
+                                        r"Param, or the array to scale.data"):
+        layer.scale = np.ones(1, np.float32)
+    linear = nn.Linear(2, 2)
+    old = linear.weight
+    linear.weight = minicnn.Param(np.zeros((2, 2), np.float32))
+    assert linear.weight is not old and dict(linear.named_parameters())["weight"] is linear.weight
+    np.testing.assert_array_equal(linear(np.ones((1, 2), np.float32)), linear.bias.data[None])
