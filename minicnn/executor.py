@@ -134,6 +134,7 @@ class Plan:
         self.grad_required = None   # value -> whether the last backward needed its gradient
         self.grad_buffers = {}      # value -> gradient buffer, allocated at first backward
         self._constants = {}        # value -> the constant its (unread) gradient buffer holds
+        self._param_grads_seen = {}  # id(layer) -> (its parameters' arrays and flags, grads)
         self.scratch = {}           # (step index, input slot) -> buffer for a second writer
         self.param_scratch = {}     # id(param) -> buffer for a layer used at several nodes
         self._requires = {}         # (input_grad, trainable flags) -> per-value "needs a gradient"
@@ -279,10 +280,16 @@ class Plan:
             self.dev.add_into(grad[v], g)
 
     def _param_grads(self, layer, done_layers):
-        grads, pending = {}, []
         shared = id(layer) in done_layers
         done_layers.add(id(layer))
-        for name, param in layer._own_params().items():
+        if not shared:   # as last time while the parameters hold the same arrays and flags
+            seen = self._param_grads_seen.get(id(layer))
+            if seen is not None and all(p.grad is g and p.data is d and p.requires_grad == r
+                                        for p, g, d, r in seen[0]):
+                return seen[1], []
+        grads, pending = {}, []
+        params = layer._own_params()
+        for name, param in params.items():
             if not param.requires_grad:
                 grads[name] = None
                 continue
@@ -304,6 +311,9 @@ class Plan:
                 pending.append((param, buf))
             else:
                 grads[name] = param.grad
+        if not shared:
+            self._param_grads_seen[id(layer)] = (
+                tuple((p, p.grad, p.data, p.requires_grad) for p in params.values()), grads)
         return grads, pending
 
     def _pack_grads(self):

@@ -8,14 +8,15 @@ group's whole update is one launch over the flat range that :func:`span` finds. 
 no arithmetic: the update is element-wise, so one launch gives the bits of many.
 
 Only device arrays are packed (numpy arrays have nowhere to keep the tag, and the CPU update is not
-launch-bound). A packed view carries ``(base, offset)`` in its ``__dict__``; an array replaced
+launch-bound). A packed view carries ``(base, first, stop)`` in its ``__dict__``; an array replaced
 later (a ``load_state_dict``, ``astype``, a user assignment) has no tag, :func:`span` returns None
 and the caller falls back to one update per array: packing is an optimisation, never a condition.
 """
 
 import math
 
-_TAG = "_minicnn_packed"      # view.__dict__[_TAG] = (base, offset in elements)
+_TAG = "_minicnn_packed"      # view.__dict__[_TAG] = (base, first, stop), offsets in elements
+_NO_DICT = {}
 _SPANS = "_minicnn_spans"     # base.__dict__[_SPANS] = {(start, stop): flat view}
 
 
@@ -32,7 +33,7 @@ def pack(dev, shapes, dtype):
     for shape, size in zip(shapes, sizes, strict=True):
         view = base[offset:offset + size].reshape(shape)
         if packable(view):
-            view.__dict__[_TAG] = (base, offset)
+            view.__dict__[_TAG] = (base, offset, offset + size)
         views.append(view)
         offset += size
     return views
@@ -56,13 +57,12 @@ def span(arrays):
     tag = getattr(arrays[0], "__dict__", {}).get(_TAG)
     if tag is None:
         return None
-    base, start = tag
-    stop = start
-    for array in arrays:
-        tag = getattr(array, "__dict__", {}).get(_TAG)
+    base, start, stop = tag[0], tag[1], tag[1]
+    for array in arrays:   # every optimiser step walks this: the tags carry the sizes
+        tag = getattr(array, "__dict__", _NO_DICT).get(_TAG)
         if tag is None or tag[0] is not base or tag[1] != stop:
             return None
-        stop += array.size
+        stop = tag[2]
     spans = base.__dict__.setdefault(_SPANS, {})
     view = spans.get((start, stop))
     if view is None:

@@ -349,14 +349,23 @@ class _ConvCUDA(Kernel):
     def forward(self, layer, xs, ys, ws):
         self.forward_fused(layer, xs, ys, ws, None, None)
 
+    @staticmethod
+    def _geometry(layer, x, ws):
+        """The geometry numbers, worked out once per plan step (its input shape is fixed; this
+        is host time every launch would pay)."""
+        values = ws.get("geometry")
+        if values is None:
+            values = ws["geometry"] = geometry_values(layer, x.shape)
+        return values
+
     def forward_fused(self, layer, xs, ys, ws, act, out):
-        values = geometry_values(layer, xs[0].shape)
+        values = self._geometry(layer, xs[0], ws)
         b = flat(layer.bias.data) if layer.bias is not None else None
         run_forward(flat(xs[0]), flat(layer.weight.data), b, flat(ys[0]), values, act,
                     None if out is None else flat(out))
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
-        values = geometry_values(layer, xs[0].shape)
+        values = self._geometry(layer, xs[0], ws)
         gy = flat(gys[0])
         gw, gb = grads.get("weight"), grads.get("bias")
         if gxs[0] is not None:
