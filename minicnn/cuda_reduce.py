@@ -13,6 +13,7 @@ functions of another module than their kernel's, such as ``block_sum`` (the two
 """
 
 import contextlib
+import functools
 import sys
 import threading
 
@@ -31,11 +32,17 @@ def block_shape(rows, length):
     """(threads per block, chunks per row) for ``rows`` sums of ``length`` values each: a
     power-of-two block no larger than the launch settings' (tests shrink them) and enough chunks
     to give the GPU about TARGET_BLOCKS blocks, each thread at least MIN_PER_THREAD values."""
+    return _block_shape(rows, length, min(TREE, cuda_device.THREADS_PER_BLOCK), MAX_SPLITS,
+                        TARGET_BLOCKS, MIN_PER_THREAD)
+
+
+@functools.lru_cache(maxsize=4096)   # every batch-norm launch asks, with the same few shapes
+def _block_shape(rows, length, limit, max_splits, target_blocks, min_per_thread):
     threads = 1
-    while threads * 2 <= min(TREE, cuda_device.THREADS_PER_BLOCK):
+    while threads * 2 <= limit:
         threads *= 2
-    by_size = max(1, length // (threads * MIN_PER_THREAD))
-    splits = min(MAX_SPLITS, by_size, max(1, -(-TARGET_BLOCKS // max(1, rows))))
+    by_size = max(1, length // (threads * min_per_thread))
+    splits = min(max_splits, by_size, max(1, -(-target_blocks // max(1, rows))))
     return threads, splits
 
 

@@ -68,7 +68,9 @@ def get_kernel(kind, dtype, tile=None):
     dtype and tile (the largest of ``TILES`` / ``SUM_THREADS`` when None), built once."""
     if tile is None:
         tile = SUM_THREADS if kind == "channel_sum" else TILES[-1]
-    key = (kind, np.dtype(dtype).str, tile)
+    if not isinstance(dtype, np.dtype):   # arrays' dtypes already are: no conversion per launch
+        dtype = np.dtype(dtype)
+    key = (kind, dtype, tile)
     kernel = _kernels.get(key)
     if kernel is None:
         if kind == "channel_sum":

@@ -211,17 +211,21 @@ class BatchNormCUDA(Kernel):
         return ws["done"]
 
     @staticmethod
-    def _dims(x):
-        spatial = 1
-        for d in x.shape[2:]:
-            spatial *= d
-        return x.shape[0], x.shape[1], spatial
+    def _dims(x, ws):
+        """(N, C, S) of the input, worked out once per plan step (its shape is fixed)."""
+        dims = ws.get("dims")
+        if dims is None:
+            spatial = 1
+            for d in x.shape[2:]:
+                spatial *= d
+            dims = ws["dims"] = (x.shape[0], x.shape[1], spatial)
+        return dims
 
     def forward(self, layer, xs, ys, ws):
         self.forward_fused(layer, xs, ys, ws, None, None)
 
     def forward_fused(self, layer, xs, ys, ws, act, out):
-        n_batch, channels, spatial = self._dims(xs[0])
+        n_batch, channels, spatial = self._dims(xs[0], ws)
         use_batch = layer.uses_batch_stats()
         update = use_batch and layer.training and layer.track_running_stats
         if use_batch and n_batch * spatial <= 1:
@@ -253,7 +257,7 @@ class BatchNormCUDA(Kernel):
         gw, gb = grads.get("weight"), grads.get("bias")
         if gxs[0] is None and gw is None and gb is None:
             return
-        n_batch, channels, spatial = self._dims(xs[0])
+        n_batch, channels, spatial = self._dims(xs[0], ws)
         none = ws["none"]
         weight = layer.weight.data if layer.affine else none
         threads, splits = block_shape(channels, n_batch * spatial)
