@@ -181,11 +181,12 @@ class Plan:
 
     def requires_grad(self, input_grad):
         """Which values need a gradient: downstream of a wanted input or of a trainable parameter.
-        Keyed on the current trainable flags, so freezing after a call takes effect at once."""
-        trainable = tuple(any(p.requires_grad for p in step.layer._own_params().values())
-                          for step in self.steps)
-        key = (input_grad, trainable)
+        Worked out again whenever a parameter was frozen or unfrozen since (anywhere: the count
+        is global), so freezing after a call takes effect at once."""
+        key = (input_grad, structure.flags_version())
         if key not in self._requires:
+            trainable = [any(p.requires_grad for p in step.layer._own_params().values())
+                         for step in self.steps]
             req = [False] * len(self.shapes)
             if input_grad:
                 for v in self.in_values:

@@ -28,12 +28,24 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class Param:
     """A trainable array: ``data``, its ``grad`` (filled by backward) and ``requires_grad``."""
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("data", "grad", "_requires_grad")
 
     def __init__(self, data, requires_grad=True):
         self.data = data
         self.grad = None
-        self.requires_grad = requires_grad
+        self._requires_grad = requires_grad
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        """Freezing or unfreezing is counted (``structure.flags_version``): executors work out
+        which values need gradients once per count, not at every backward pass."""
+        if flag != self._requires_grad:
+            self._requires_grad = flag
+            structure.flags_changed()
 
     @property
     def shape(self):

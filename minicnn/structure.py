@@ -12,3 +12,16 @@ def changed():
 
 def version():
     return _version
+
+
+_flags_version = 0
+
+
+def flags_changed():
+    """A parameter was frozen or unfrozen (``Param.requires_grad`` was set to a new value)."""
+    global _flags_version
+    _flags_version += 1
+
+
+def flags_version():
+    return _flags_version

@@ -157,6 +157,30 @@ def test_backward_without_input_gradient_skips_frozen_layers_entirely():
     assert calls == [model[2]]     # nothing upstream of the frozen layer ran backward
 
 
+def test_freezing_between_passes_takes_effect_at_the_next_backward():
+    """Which values need gradients is worked out once per freeze/unfreeze, not every pass: a
+    change between two passes of the same plan must still be seen, both ways."""
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    reference = copy.deepcopy(model)
+    x, gy = testing.tie_free((3, 4), seed=7), np.ones((3, 2), np.float32)
+    reference(x)
+    reference.backward(gy, input_grad=False)
+    model.freeze("0")
+    model(x)
+    model.backward(gy, input_grad=False)       # layer 0 needs no backward at all now
+    assert model[0].weight.grad is None and model[0].bias.grad is None
+    model[0].weight.requires_grad = True          # one parameter back
+    model(x)
+    model.backward(gy, input_grad=False)
+    np.testing.assert_array_equal(model[0].weight.grad, reference[0].weight.grad)
+    assert model[0].bias.grad is None
+    model.freeze("0")
+    model[0].weight.grad = None
+    model(x)
+    model.backward(gy, input_grad=False)
+    assert model[0].weight.grad is None
+
+
 def test_state_dict_names_follow_pytorch():
     model = nn.Sequential(OrderedDict([
         ("features", nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3))),
