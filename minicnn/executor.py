@@ -137,7 +137,8 @@ class Plan:
         self._param_grads_seen = {}  # id(layer) -> (its parameters' arrays and flags, grads)
         self.scratch = {}           # (step index, input slot) -> buffer for a second writer
         self.param_scratch = {}     # id(param) -> buffer for a layer used at several nodes
-        self._requires = {}         # (input_grad, trainable flags) -> per-value "needs a gradient"
+        self._requires = {}         # (input_grad, flags version) -> per-value "needs a gradient"
+        self._schedules = {}        # the same keys -> the steps a backward pass runs (_schedule)
 
     def forward(self, arrays, check_finite):
         values = [None] * len(self.shapes)
@@ -219,27 +220,19 @@ class Plan:
                 grad[v] = g     # used read-only: kernels never write their gys
         done_layers = set()
         borrowed = set()   # values whose gradient is a later value's gradient array (read-only)
-        for index in range(len(self.steps) - 1, -1, -1):
-            step = self.steps[index]
-            if not any(req[v] for v in step.outs):
-                continue
+        for index, step, wanted in self._schedule(input_grad):
             gys = [grad[v] if v in grad else self._zero_grad(v) for v in step.outs]
-            diff = step.layer.differentiable_inputs
             if getattr(step.kernel, "passes_gradient", False):   # wrappers may lack it
-                self._pass_gradient(step, gys[0], grad, borrowed, req, diff)
+                self._pass_gradient(gys[0], wanted, grad, borrowed)
                 continue
-            gxs, pending = [], []
-            for slot, v in enumerate(step.ins):
-                if not req[v] or (diff is not None and not diff[slot]) or self.kinds[v] != "float":
-                    gxs.append(None)
-                elif v in grad:          # a second consumer: write aside, add afterwards
-                    buf = self._scratch((index, slot), v)
-                    gxs.append(buf)
+            gxs, pending = [None] * len(step.ins), []
+            for slot, v in wanted:
+                if v in grad:            # a second consumer: write aside, add afterwards
+                    buf = gxs[slot] = self._scratch((index, slot), v)
                     pending.append((v, buf))
                 else:                    # model inputs get fresh arrays: they are returned
-                    grad[v] = dev.empty(self.shapes[v], self.dtype) if v in self.in_set \
-                        else self._grad_buffer(v)
-                    gxs.append(grad[v])
+                    grad[v] = gxs[slot] = dev.empty(self.shapes[v], self.dtype) \
+                        if v in self.in_set else self._grad_buffer(v)
             grads, param_pending = self._param_grads(step.layer, done_layers)
             try:
                 step.kernel.backward(step.layer, [values[v] for v in step.ins],
@@ -255,12 +248,31 @@ class Plan:
             return None
         return [grad.get(v) for v in self.in_values]
 
-    def _pass_gradient(self, step, gy, grad, borrowed, req, diff):
+    def _schedule(self, input_grad):
+        """The steps a backward pass runs, last first, each as (index, step, the (slot, value)
+        pairs of the inputs whose gradient it must write): worked out with ``requires_grad``."""
+        key = (input_grad, structure.flags_version())
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            req = self.requires_grad(input_grad)
+            schedule = []
+            for index in range(len(self.steps) - 1, -1, -1):
+                step = self.steps[index]
+                if not any(req[v] for v in step.outs):
+                    continue
+                diff = step.layer.differentiable_inputs
+                wanted = [(slot, v) for slot, v in enumerate(step.ins)
+                          if req[v] and (diff is None or diff[slot]) and self.kinds[v] == "float"]
+                schedule.append((index, step, wanted))
+            if len(self._schedules) > 8:
+                self._schedules.clear()
+            self._schedules[key] = schedule
+        return schedule
+
+    def _pass_gradient(self, gy, wanted, grad, borrowed):
         """The backward of a kernel whose every input gradient is its output gradient (Add,
         Flatten, Identity): handed on as it is, reshaped, instead of copied by a launch."""
-        for slot, v in enumerate(step.ins):
-            if not req[v] or (diff is not None and not diff[slot]) or self.kinds[v] != "float":
-                continue
+        for _, v in wanted:
             g = gy if tuple(gy.shape) == self.shapes[v] else gy.reshape(self.shapes[v])
             if v in grad:                # a second consumer
                 self._accumulate(v, g, grad, borrowed)
