@@ -515,3 +515,41 @@ def test_set_launch_refuses_empty_blocks_and_grids_and_changes_nothing():
         with pytest.raises(ValueError, match="at least 1"):
             cuda_device.set_launch(**bad)
         assert (cuda_device.THREADS_PER_BLOCK, cuda_device.MAX_BLOCKS) == before
+
+
+@pytest.mark.parametrize("name, shape, launches", [
+    ("lenet5", (16, 1, 28, 28), 29), ("resnet20", (16, 3, 32, 32), 206)])
+def test_a_training_step_makes_the_launches_it_made_when_last_counted(monkeypatch, name, shape,
+                                                                      launches):
+    """Small networks on a GPU are bound by launches, so their number per training step
+    (forward, cross-entropy, backward, SGD with momentum) is pinned: a change must be meant
+    (then update the count here and in docs/benchmarks.md). Counted with every launch replaced
+    by a no-op (``scripts/cuda_host_overhead.py`` does the same), so nothing runs."""
+    from minicnn import losses_cuda, zoo
+
+    class Counting(dict):
+        calls = 0
+
+        def get(self, key, default=None):
+            return self.count
+
+        def count(self, *args):
+            Counting.calls += 1
+
+    monkeypatch.setattr(cuda_device, "_launchers", Counting())
+    monkeypatch.setattr(losses_cuda, "_flag_set", lambda ws: False)   # no kernel wrote the flags
+    model = getattr(zoo, name)().to("cuda")
+    loss = nn.CrossEntropyLoss()
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    dev = cuda_device.CUDADevice()
+    x, y = dev.asarray(np.zeros(shape, np.float32)), dev.asarray(np.arange(shape[0]) % 10)
+
+    def step():
+        loss.compute(model(x), y)
+        model.backward(loss.backward(), input_grad=False)
+        opt.step()
+
+    step()                          # plans, buffers, the flags' first clearing
+    Counting.calls = 0
+    step()
+    assert Counting.calls == launches
