@@ -248,6 +248,17 @@ def with_c_strides(a):
     return type(a)(shape=shape, strides=want, dtype=a.dtype, gpu_data=a.gpu_data)
 
 
+def zeroed_once(ws, name):
+    """Workspace array ``name``, zeroed the first time it is asked for. Workspaces come
+    uninitialised; this is for state a kernel resets itself after each use (a flag, counters)."""
+    array = ws[name]
+    mark = name + ":zeroed"
+    if mark not in ws:
+        launch(_fill_kernel, array.size, flat(array), 0)
+        ws[mark] = True
+    return array
+
+
 def is_device_array(a):
     """True for numba device arrays (real or simulated) and other CUDA-array-interface objects."""
     return hasattr(a, "copy_to_host") or hasattr(a, "__cuda_array_interface__")

@@ -220,9 +220,9 @@ class Plan:
                 grad[v] = g     # used read-only: kernels never write their gys
         done_layers = set()
         borrowed = set()   # values whose gradient is a later value's gradient array (read-only)
-        for index, step, wanted in self._schedule(input_grad):
+        for index, step, wanted, passes in self._schedule(input_grad):
             gys = [grad[v] if v in grad else self._zero_grad(v) for v in step.outs]
-            if getattr(step.kernel, "passes_gradient", False):   # wrappers may lack it
+            if passes:
                 self._pass_gradient(gys[0], wanted, grad, borrowed)
                 continue
             gxs, pending = [None] * len(step.ins), []
@@ -250,7 +250,8 @@ class Plan:
 
     def _schedule(self, input_grad):
         """The steps a backward pass runs, last first, each as (index, step, the (slot, value)
-        pairs of the inputs whose gradient it must write): worked out with ``requires_grad``."""
+        pairs of the inputs whose gradient it must write, whether its kernel passes its output
+        gradient on): worked out with ``requires_grad``."""
         key = (input_grad, structure.flags_version())
         schedule = self._schedules.get(key)
         if schedule is None:
@@ -263,7 +264,8 @@ class Plan:
                 diff = step.layer.differentiable_inputs
                 wanted = [(slot, v) for slot, v in enumerate(step.ins)
                           if req[v] and (diff is None or diff[slot]) and self.kinds[v] == "float"]
-                schedule.append((index, step, wanted))
+                passes = getattr(step.kernel, "passes_gradient", False)   # wrappers may lack it
+                schedule.append((index, step, wanted, passes))
             if len(self._schedules) > 8:
                 self._schedules.clear()
             self._schedules[key] = schedule

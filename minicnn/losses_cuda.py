@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .cuda_device import const_array, cuda, flat, launch, launch_blocks
+from .cuda_device import const_array, cuda, flat, launch, launch_blocks, zeroed_once
 from .errors import InputError
 from .kernel import Kernel
 from .losses_cpu import BCE, BCE_LOGITS, L1, MSE, SMOOTH_L1
@@ -207,15 +207,6 @@ def _sums_in_finish(chunks):
     return chunks <= FINISH_THREADS
 
 
-def _flag(ws):
-    """The workspace's bad-input flag pair, cleared on first use (workspaces are allocated
-    uninitialised; after that each finish kernel clears it for the next call)."""
-    if "flag_ready" not in ws:
-        launch(_zero_int, 2, ws["bad"])
-        ws["flag_ready"] = True
-    return ws["bad"]
-
-
 def _flag_set(ws):
     """Whether the last finished forward pass found bad input (waits for the GPU)."""
     return bool(ws["bad"].copy_to_host()[1])
@@ -258,7 +249,7 @@ class _ClassIndexLossCUDA(Kernel):
         n_inner = x.size // (x.shape[0] * n_class)
         w, has_w = self._weight(layer, ws)
         smoothing = float(getattr(layer, "label_smoothing", 0.0)) if self.fused else 0.0
-        bad = _flag(ws)
+        bad = zeroed_once(ws, "bad")   # each finish kernel clears it after
         n_rows = t.size
         launch(class_rows_forward, n_rows, flat(x), flat(t), w, has_w, int(layer.ignore_index),
                smoothing, self.fused, n_class, n_inner, ws["lse"], ws["row_loss"], ws["row_w"],
@@ -286,12 +277,6 @@ class _ClassIndexLossCUDA(Kernel):
         launch(class_backward, x.size, flat(x), flat(t), w, has_w, int(layer.ignore_index),
                smoothing, self.fused, n_class, n_inner, ws["lse"], ws["total"], flat(gys[0]),
                layer.reduction == "mean", flat(gxs[0]))
-
-
-@cuda.jit
-def _zero_int(a):
-    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-        a[i] = 0
 
 
 def _report_targets(layer, t, n_class, when=""):
@@ -432,7 +417,7 @@ class _ElementwiseLossCUDA(Kernel):
             _report_probabilities(" in the previous call (its value, not read back, is NaN)")
         args = self._run(layer, xs, ws, fill=True)
         n = xs[0].size
-        bad = _flag(ws)
+        bad = zeroed_once(ws, "bad")   # each finish kernel clears it after
         launch(elementwise_values, n, *args, ws["vals"], bad)
         parts = ws["parts"]
         summed = not _sums_in_finish(parts.size)

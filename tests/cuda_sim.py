@@ -43,3 +43,18 @@ def small_launches():
     sys.setswitchinterval(interval)
     cuda_device.set_launch(*old)
     set_registry(previous)
+
+
+def launched_kernel_names(monkeypatch):
+    """A list that fills with the name of every kernel launched from now on (the test's end
+    stops it): for tests that count what a pass launches."""
+    from minicnn import cuda_device
+    names = []
+    real = cuda_device._run
+
+    def counting(kernel, key, args, record=True):
+        names.append(kernel.py_func.__name__)
+        return real(kernel, key, args, record)
+
+    monkeypatch.setattr(cuda_device, "_run", counting)
+    return names

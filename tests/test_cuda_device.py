@@ -18,7 +18,11 @@ from minicnn import InputError, KernelMissingError, Layer, nn, optim, testing, t
 from minicnn.kernel import Kernel
 from minicnn.registry import get_registry, hookimpl
 
-from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
+from .cuda_sim import (  # noqa: F401 - the fixture is autouse
+    cuda_or_skip,
+    launched_kernel_names,
+    small_launches,
+)
 
 cuda_device = cuda_or_skip()
 from minicnn import cuda_reduce  # noqa: E402 - imports numba.cuda: after the simulator check
@@ -275,14 +279,7 @@ def test_add_and_flatten_hand_their_gradient_on_without_copies(monkeypatch):
         y = cpu(xs).copy()
         expected = [cpu.backward(gy)] + [p.grad.copy() for p in cpu.parameters()]
     gy_device = cuda_device.CUDADevice().asarray(gy)
-    names = []
-    real = cuda_device._run
-
-    def counting(kernel, key, args, record=True):
-        names.append(kernel.py_func.__name__)
-        return real(kernel, key, args, record)
-
-    monkeypatch.setattr(cuda_device, "_run", counting)
+    names = launched_kernel_names(monkeypatch)
     np.testing.assert_allclose(to_numpy(gpu(xs)), y, rtol=1e-5, atol=1e-6)
     got = [to_numpy(gpu.backward(gy_device))] + [to_numpy(p.grad) for p in gpu.parameters()]
     assert "_copy_kernel" not in names

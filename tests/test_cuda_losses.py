@@ -8,7 +8,11 @@ import pytest
 
 from minicnn import InputError, nn, to_numpy
 
-from .cuda_sim import cuda_or_skip, small_launches  # noqa: F401 - the fixture is autouse
+from .cuda_sim import (  # noqa: F401 - the fixture is autouse
+    cuda_or_skip,
+    launched_kernel_names,
+    small_launches,
+)
 
 cuda_device = cuda_or_skip()
 from minicnn import losses_cuda  # noqa: E402 - imports numba.cuda: after the simulator check
@@ -91,13 +95,6 @@ def test_a_cross_entropy_forward_is_two_launches(monkeypatch):
     loss = nn.CrossEntropyLoss().to("cuda")
     x, t = _device(np.random.default_rng(3).standard_normal((5, 4))), np.array([0, 1, 2, 3, 0])
     loss(x, t)
-    names = []
-    real = cuda_device._run
-
-    def counting(kernel, key, args, record=True):
-        names.append(kernel.py_func.__name__)
-        return real(kernel, key, args, record)
-
-    monkeypatch.setattr(cuda_device, "_run", counting)
+    names = launched_kernel_names(monkeypatch)
     loss.compute(x, t)
     assert names == ["class_rows_forward", "class_finish"]

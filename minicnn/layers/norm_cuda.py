@@ -25,7 +25,7 @@ import numpy as np
 from numba import float64
 
 from .. import cuda_device
-from ..cuda_device import cuda, flat, launch, launch_blocks
+from ..cuda_device import cuda, flat, launch, launch_blocks, zeroed_once
 from ..cuda_reduce import MAX_SPLITS, TREE, block_shape, block_sum, chunk_of
 from ..errors import InputError
 from ..kernel import Kernel
@@ -202,15 +202,6 @@ class BatchNormCUDA(Kernel):
                 "none": ((1,), dtype), "nocount": ((0,), np.int64)}
 
     @staticmethod
-    def _counters(ws):
-        """The per-channel block counters, zeroed on first use (workspaces come uninitialised;
-        after that the merging block of each channel resets its counter)."""
-        if "done_ready" not in ws:
-            launch(cuda_device._fill_kernel, ws["done"].size, ws["done"], 0)
-            ws["done_ready"] = True
-        return ws["done"]
-
-    @staticmethod
     def _dims(x, ws):
         """(N, C, S) of the input, worked out once per plan step (its shape is fixed)."""
         dims = ws.get("dims")
@@ -239,7 +230,7 @@ class BatchNormCUDA(Kernel):
         if use_batch:
             threads, splits = block_shape(channels, n_batch * spatial)
             launch_blocks(batchnorm_partial_stats, min(channels * splits, cuda_device.MAX_BLOCKS),
-                          threads, flat(xs[0]), ws["part"], self._counters(ws), n_batch,
+                          threads, flat(xs[0]), ws["part"], zeroed_once(ws, "done"), n_batch,
                           channels, spatial, splits, rmean, rvar,
                           count if update else ws["flags"], ws["mean"], ws["invstd"],
                           float(layer.eps), momentum, update)
@@ -263,7 +254,7 @@ class BatchNormCUDA(Kernel):
         threads, splits = block_shape(channels, n_batch * spatial)
         launch_blocks(batchnorm_partial_grad_sums, min(channels * splits, cuda_device.MAX_BLOCKS),
                       threads, flat(xs[0]), flat(gys[0]), ws["mean"], ws["part"],
-                      self._counters(ws), n_batch, channels, spatial, splits, weight,
+                      zeroed_once(ws, "done"), n_batch, channels, spatial, splits, weight,
                       ws["invstd"], ws["flags"], ws["coef"], none if gw is None else gw,
                       none if gb is None else gb, layer.affine, gw is not None, gb is not None)
         if gxs[0] is not None:
