@@ -10,6 +10,7 @@
 #   bash scripts/gpu_session.sh bench-plugins  # the detection and style-transfer GPU benchmarks
 #   bash scripts/gpu_session.sh plugins    # check-plugin --strict on the GPU; style transfer vs PyTorch
 #   bash scripts/gpu_session.sh profile    # launch costs, cProfile and per-kernel GPU time of steps
+#   bash scripts/gpu_session.sh tune       # every candidate tile of the tiled convolutions, timed
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu-logs); its exit code,
 # time and last lines are printed. numba's cache stays in the checkout, so a later group on the
@@ -71,12 +72,15 @@ plugins)
             --device cuda --size 256 --iterations 300 --out "$OUT/style"
     fi
     ;;
+tune)     # which tiles, split counts and MIN_GRID conv_tiled_cuda should choose
+    TAIL=70 run tune_conv_tiles 570 python3 scripts/tune_conv_tiles.py --json "$OUT/tune.json"
+    ;;
 profile)
     TAIL=80 run profile 150 python3 scripts/profile_cuda_step.py --steps 20 --top 15
     TAIL=60 run profile_per_kernel 150 python3 scripts/profile_cuda_step.py --per-kernel --top 25
     ;;
 *)
-    sed -n '2,16p' "$0"
+    sed -n '2,17p' "$0"
     exit 2
     ;;
 esac

@@ -59,7 +59,7 @@ def test_every_launched_kernel_compiles_to_ptx(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     # the tiled convolutions at the real tiles read their register groups as 128-bit shared loads
     vector = []
-    for tile in tiled.TILES:
+    for tile in tiled.all_tiles():
         vector += ["--require-ptx", "[float32;" + ",".join(map(str, tile)) + "]=ld.shared.v4.f32"]
     # batch norm's last block of a channel merges: a fence before the integer count it takes
     merge = ["--require-ptx", "batchnorm_partial=membar.gl", "--require-ptx",

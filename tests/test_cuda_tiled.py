@@ -19,8 +19,9 @@ cuda_device = cuda_or_skip()
 from minicnn.layers import conv_cuda  # noqa: E402 - after the simulator choice
 from minicnn.layers import conv_tiled_cuda as tiled  # noqa: E402
 
-SMALL = {"TILES": ((4, 8, 4, 2, 2),), "MIN_CHANNELS": 1, "MIN_PIXELS": 1, "MIN_SPLIT": 4,
-         "TARGET_BLOCKS": 16, "SUM_THREADS": 8}
+SMALL = {"TILES": ((4, 8, 4, 2, 2),), "NARROW_TILES": ((4, 4, 4, 2, 2),), "MIN_GRID": 0,
+         "MIN_CHANNELS": 1, "MIN_PIXELS": 1, "MIN_SPLIT": 4, "TARGET_BLOCKS": 16,
+         "SUM_THREADS": 8}
 REAL = {name: getattr(tiled, name) for name in SMALL}
 
 
@@ -61,7 +62,8 @@ def record_tiled_launches():
     for module, name, types in records:
         if module == tiled.__name__ and "[" in name:
             kind = name.split("[")[0]
-            for tile in ((REAL["SUM_THREADS"],) if kind == "channel_sum" else REAL["TILES"]):
+            tiles = REAL["TILES"] + REAL["NARROW_TILES"]
+            for tile in ((REAL["SUM_THREADS"],) if kind == "channel_sum" else tiles):
                 out.add((module, tiled.kernel_name(kind, "float32", tile), types))
         else:
             out.add((module, name, types))
@@ -125,6 +127,21 @@ def test_tiled_kernels_match_the_cpu(case_id):
     assert {"forward", data, "backward_weight"} <= kinds, names
     assert not kinds & {"conv_forward", "conv_backward_data", "conv_backward_weight"}, names
     assert ("channel_sum" in kinds) == (layer.bias is not None)
+
+
+@pytest.mark.parametrize("case_id", ["partial_tiles", "stride_dilation", "conv1d",
+                                     "transpose_bias"])
+def test_narrow_tiles_match_the_cpu(monkeypatch, case_id):
+    # every GEMM short of blocks: the forward and input-gradient kernels take the narrow tile
+    monkeypatch.setattr(tiled, "MIN_GRID", 1 << 40)
+    _, make, shape = next(c for c in CASES if c[0] == case_id)
+    layer = make()
+    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
+                                                   atol=1e-5, rtol=1e-4))
+    narrow = ",".join(map(str, tiled.NARROW_TILES[0]))
+    assert {name.split("[")[0] for name in names if narrow in name} >= {"forward"}, names
+    data = [name for name in names if name.startswith("backward_data")]
+    assert data and all(narrow in name for name in data), names
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -228,6 +245,16 @@ def test_the_choice_at_the_real_settings(monkeypatch):
     # the GEMM's rows (output channels; input channels for the input gradient) pick the tile
     assert [tiled.tile_for(rows)[0] for rows in (8, 16, 17, 32, 64, 65, 512)] == [
         16, 16, 32, 32, 64, 64, 64]
+    # ... with half the columns where the wide tiles would make too few blocks: ResNet-20's
+    # last stage at batch 256 (64 x 16384: 128 wide blocks), not its first (16 x 262144)
+    assert tiled.tile_for(64, 256 * 8 * 8) == tiled.NARROW_TILES[2]
+    assert tiled.tile_for(16, 256 * 32 * 32) == tiled.TILES[0]
+    assert tiled.tile_for(64, 256 * 8 * 8 * 4) == tiled.TILES[2]     # 512 blocks
+    for tile in tiled.NARROW_TILES:
+        assert tiled.check_tile(tile)[2] == 128
+    # its 1x1 projection's weight gradient (64 x 32, 16384 positions): 64 splits, not 8
+    projection = values(nn.Conv2d(32, 64, 1, stride=2), (256, 32, 16, 16))
+    assert tiled.weight_splits(projection) == 64
 
 
 # 6 x 6 register blocks: three groups of two adjacent rows (and columns) per thread, the
@@ -251,3 +278,34 @@ def test_bad_tiles_are_refused():
         tiled.check_tile((4, 8, 4, 2, 3))
     with pytest.raises(ValueError, match="loader constraints"):
         tiled.check_tile((8, 8, 2, 1, 1))         # 64 threads, a B tile of 16 elements
+
+
+def test_the_tile_tuning_script_runs_and_checks_every_candidate(tmp_path):
+    """``scripts/tune_conv_tiles.py --sim`` (what a GPU session runs, on tiny tiles): every
+    direction times its chosen kernel and the other candidates, and the candidates agree: the
+    same reduction order whatever the tile, so the forward and input gradient give the same
+    bits; other weight-gradient split counts agree to rounding."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tune_conv_tiles.py"
+    out = tmp_path / "tune.json"
+    result = subprocess.run([sys.executable, str(script), "--sim", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    groups = {}
+    for label, direction, name, ms, chosen, diff, _ in rows:
+        groups.setdefault((label, direction), []).append((name, ms, chosen, diff))
+    assert len(groups) == 6                           # two shapes, three directions
+    for (_, direction), group in groups.items():
+        assert sum(chosen for _, _, chosen, _ in group) == 1
+        assert len(group) >= 3 and all(ms > 0 for _, ms, _, _ in group)
+        chosen_name = next(name for name, _, chosen, _ in group if chosen)
+        for name, _, _, diff in group:
+            # the weight gradient's split count (the name's " sN") changes the order
+            exact = name.split()[1:] == chosen_name.split()[1:]
+            assert diff == 0 if exact else diff < 1e-5, (direction, name, diff)
+    assert "geometric mean" not in result.stdout     # no cuDNN on the simulator
+    assert "fastest candidate" in result.stdout

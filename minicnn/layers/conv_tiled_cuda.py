@@ -48,13 +48,22 @@ from .conv_tiled_kernels import (  # noqa: F401 - check_tile: callers use it fro
 # GEMM takes the first tile with at least as many rows as it has (``tile_for``): BM = 64 on a
 # 16-channel layer (ResNet-20's first stage) would multiply 48 rows of zeros
 TILES = ((16, 128, 8, 2, 8), (32, 128, 8, 4, 8), (64, 128, 8, 8, 8))
+# ... and the same rows with half the columns, for GEMMs whose grid of TILES would leave the GPU
+# short of blocks (ResNet-20's 64-channel stage at batch 256: 128 blocks of 4 warps for 132 SMs,
+# one block an SM where two or three fit): more, smaller blocks hide latency better
+NARROW_TILES = ((16, 64, 8, 2, 4), (32, 64, 8, 4, 4), (64, 64, 8, 8, 4))
+MIN_GRID = 264              # blocks under which a GEMM takes the narrow tile: 2 per SM of an
+                            # H100 (a constant, not the device's SM count, so that a model runs
+                            # the same kernels on every GPU); `gpu_session.sh tune` times it
 MIN_CHANNELS = 4            # GEMM rows below this: the direct kernel. At 4 to 7 rows the
                             # 16-row tile does 2-4x the multiply-adds needed, but the direct
                             # kernels decode indices (int64 divisions) per multiply-add;
                             # `gpu_session.sh convs` times both
 MIN_PIXELS = 1024           # GEMM columns (forward, input grad) / reduction (weight grad) below
 TARGET_BLOCKS = 528         # weight grad splits its reduction to reach about this many blocks
-MIN_SPLIT = 2048            # ... but every split reduces at least this many positions
+MIN_SPLIT = 256             # ... but every split reduces at least this many positions (32
+                            # slices): ResNet-20's 1x1 projection to 64 channels at batch 256
+                            # had 8 blocks with the 2048 this was before
 MAX_SPLITS = 256            # small weights with long sums (LeNet's first layer: one tile,
                             # 800k positions) need many splits to fill the GPU
 SUM_THREADS = 128           # block size of channel_sum (a power of two)
@@ -198,12 +207,26 @@ def gemm_values(n, k, m):
     return (n, k, 1, 1, 1, m, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1)
 
 
-def tile_for(rows):
-    """The tile of a GEMM with ``rows`` output rows: the first of ``TILES`` with as many."""
-    for tile in TILES:
+def tile_for(rows, cols=None):
+    """The tile of a GEMM with ``rows`` output rows: the first of ``TILES`` with as many; with
+    ``cols``, its ``NARROW_TILES`` twin when the wide tile would make fewer than MIN_GRID
+    blocks (the narrow one makes up to twice as many, and wastes less on few columns)."""
+    index = len(TILES) - 1
+    for i, tile in enumerate(TILES):
         if rows <= tile[0]:
-            return tile
-    return TILES[-1]
+            index = i
+            break
+    tile = TILES[index]
+    if (cols is not None and index < len(NARROW_TILES)
+            and -(-rows // tile[0]) * -(-cols // tile[1]) < MIN_GRID):
+        return NARROW_TILES[index]
+    return tile
+
+
+def all_tiles():
+    """Every tile a GEMM may take (PTX checks, reports)."""
+    return tuple(dict.fromkeys(TILES + NARROW_TILES))
+
 
 
 def _blocks(tiles):
@@ -214,14 +237,15 @@ def _threads(tile):
     return (tile[0] // tile[3]) * (tile[1] // tile[4])
 
 
-def forward(x, w, b, y, values, has_bias, act=None, r=None):
+def forward(x, w, b, y, values, has_bias, act=None, r=None, tile=None):
     """y = conv(x, w) (+ b): flat device arrays, geometry values. With ``act`` (an activation
-    kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass."""
+    kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass. ``tile``:
+    this one rather than ``tile_for``'s (scripts/tune_conv_tiles.py)."""
     rows, cols = values[5], values[0] * values[7] * values[8]
-    _gemm("forward", rows, cols, x, w, b, y, values, "x", values, has_bias, act, r)
+    _gemm("forward", rows, cols, x, w, b, y, values, "x", values, has_bias, act, r, tile)
 
 
-def backward_data(gy, w, gx, values, b=None):
+def backward_data(gy, w, gx, values, b=None, tile=None):
     """gx = the input gradient of conv (+ b[c] per channel: the transposed convolution). At
     stride 1 that is the forward kernel on ``flipped_values``; otherwise a kernel built for the
     strides."""
@@ -230,16 +254,18 @@ def backward_data(gy, w, gx, values, b=None):
     rows, cols = values[1], values[0] * values[3] * values[4]
     if sh == 1 and sw == 1:
         _gemm("backward_data", rows, cols, gy, w, bias, gx, flipped_values(values), "flipped",
-              values, b is not None)
+              values, b is not None, tile=tile)
     else:
         _gemm(f"backward_data_s{sh}x{sw}", rows, cols, gy, w, bias, gx, values, "strided", values,
-              b is not None)
+              b is not None, tile=tile)
 
 
-def _gemm(kind, rows, cols, x, w, b, y, geometry, table, values, has_bias, act=None, r=None):
+def _gemm(kind, rows, cols, x, w, b, y, geometry, table, values, has_bias, act=None, r=None,
+          tile=None):
     """Launch a ``conv_tiled_gemm`` kernel: ``geometry`` goes to the kernel, ``_table(table,
     values)`` with it; a rows x cols output."""
-    tile = tile_for(rows)
+    if tile is None:
+        tile = tile_for(rows, cols)
     tiles = -(-rows // tile[0]) * -(-cols // tile[1])
     op, alpha = epilogue_args(act)
     _launch(kind, y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
@@ -247,9 +273,11 @@ def _gemm(kind, rows, cols, x, w, b, y, geometry, table, values, has_bias, act=N
             r if r is not None else y)
 
 
-def backward_weight(x, gy, gw, part, values, splits):
-    """gw = the weight gradient of conv; ``part`` (splits * gw.size elements) when splits > 1."""
-    tile = tile_for(values[5])
+def backward_weight(x, gy, gw, part, values, splits, tile=None):
+    """gw = the weight gradient of conv; ``part`` (splits * gw.size elements) when splits > 1.
+    The tile is ``tile_for`` the output channels (the splits fill the GPU) unless given."""
+    if tile is None:
+        tile = tile_for(values[5])
     ck = values[1] * values[10] * values[11]
     tiles = -(-values[5] // tile[0]) * -(-ck // tile[1])
     target = gw if splits == 1 else part
@@ -268,9 +296,12 @@ def channel_sums(g, out, n, c, p):
 
 def describe():
     """The settings, for reports (gpu_check)."""
-    tiles = ", ".join(f"{bm}x{bn}x{bk} ({tm}x{tn} registers, {_threads((bm, bn, bk, tm, tn))} "
-                      "threads)" for bm, bn, bk, tm, tn in TILES)
-    return (f"tiles BMxBNxBK {tiles} by output rows; "
+    def named(tiles):
+        return ", ".join(f"{bm}x{bn}x{bk} ({tm}x{tn} registers, "
+                         f"{_threads((bm, bn, bk, tm, tn))} threads)"
+                         for bm, bn, bk, tm, tn in tiles)
+    return (f"tiles BMxBNxBK {named(TILES)} by output rows, {named(NARROW_TILES)} under "
+            f"{MIN_GRID} blocks; "
             f"tiled when >= {MIN_CHANNELS} channels and >= {MIN_PIXELS} pixels; weight-grad "
             f"splits up to {MAX_SPLITS} (>= {MIN_SPLIT} each, ~{TARGET_BLOCKS} blocks)")
 
