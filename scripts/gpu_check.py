@@ -98,12 +98,13 @@ def _conv_runs(dev, layer, shape, rng):
            "backward_weight": dev.empty(layer.weight.shape, np.float32)}
     flat = {key: v.reshape(v.size) for key, v in out.items()}
     ws = {key: dev.empty(s, t) for key, (s, t) in
-          conv_cuda.weight_workspace(values, layer.weight.size, np.float32).items()}
+          conv_cuda.conv_workspace(values, layer.weight.size, np.float32).items()}
     runs = {
         "forward": lambda: conv_cuda.run_forward(d["x"], d["w"], d["b"], flat["forward"],
-                                                 values),
+                                                 values, ws=ws),
         "backward_data": lambda: conv_cuda.run_backward_data(d["gy"], d["w"],
-                                                             flat["backward_data"], values),
+                                                             flat["backward_data"], values,
+                                                             ws=ws),
         "backward_weight": lambda: conv_cuda.run_backward_weight(
             d["x"], d["gy"], flat["backward_weight"], values, ws),
     }

@@ -3,9 +3,10 @@
 
 For each convolution (the issue's cuDNN shapes, ResNet-20 and LeNet-5 at batch 256, and
 ``scripts/gpu_check.py``'s table) and each direction (forward, input gradient, weight gradient),
-it runs the tile minicnn chooses and every candidate tile (the weight gradient also with other
-split counts), checks each against the chosen one (the same reduction order gives the same bits;
-other split counts must agree to 1e-5), and prints a table: the chosen kernel's time, the fastest
+it runs the tile minicnn chooses and every candidate tile (each with the split reduction minicnn
+would give it; the chosen one also unsplit, and the weight gradient's with other split counts),
+checks each against the chosen one (the same reduction order gives the same bits; other split
+counts must agree to 1e-5), and prints a table: the chosen kernel's time, the fastest
 candidate, the gain were it chosen, and cuDNN's time (PyTorch with TF32 off, when importable).
 The summary gives the geometric means over the shapes against cuDNN, as chosen and as it would
 be with the best candidate everywhere, and how often each candidate wins.
@@ -51,6 +52,14 @@ SHAPES = {
         ("r20 proj 32->64", 256, 32, 16, 16, 64, 1, 2, 0),
         ("r20 64ch 8x8", 256, 64, 8, 8, 64, 3, 1, 1),
     ],
+    "vgg19": [                       # style transfer: one 256x256 image (issue 6)
+        ("vgg19 conv1_2", 1, 64, 256, 256, 64, 3, 1, 1),
+        ("vgg19 conv2_2", 1, 128, 128, 128, 128, 3, 1, 1),
+        ("vgg19 conv3_2", 1, 256, 64, 64, 256, 3, 1, 1),
+        ("vgg19 conv4_1", 1, 256, 32, 32, 512, 3, 1, 1),
+        ("vgg19 conv4_2", 1, 512, 32, 32, 512, 3, 1, 1),
+        ("vgg19 conv5_1", 1, 512, 16, 16, 512, 3, 1, 1),
+    ],
     "lenet5": [
         ("lenet5 conv1", 256, 1, 28, 28, 6, 5, 1, 2),
         ("lenet5 conv2", 256, 6, 14, 14, 16, 5, 1, 0),
@@ -68,7 +77,7 @@ DIRECTIONS = ("forward", "backward_data", "backward_weight")
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["issue", "resnet20", "lenet5"],
+    parser.add_argument("--shapes", nargs="+", default=["issue", "resnet20", "lenet5", "vgg19"],
                         choices=sorted(SHAPES) + ["gpu_check"],
                         help="shape groups (gpu_check: scripts/gpu_check.py's table)")
     parser.add_argument("--repeat", type=int, default=10)
@@ -157,12 +166,15 @@ def tune_shape(shape, timer, extra, dev, rng, torch=None):
         for name, tile, splits, chosen in runs:
             out = dev.empty((outs[direction],), np.float32)
             part = dev.empty((max(splits, 1) * outs[direction],), np.float32)
+            gemm_part = part if splits > 1 else None     # forward, input gradient: split or not
 
-            def run(tile=tile, splits=splits, out=out, part=part, direction=direction):
+            def run(tile=tile, splits=splits, out=out, part=part, direction=direction,
+                    gemm_part=gemm_part):
                 if direction == "forward":
-                    tiled.forward(d["x"], d["w"], d["b"], out, values, True, tile=tile)
+                    tiled.forward(d["x"], d["w"], d["b"], out, values, True, tile=tile,
+                                  part=gemm_part)
                 elif direction == "backward_data":
-                    tiled.backward_data(d["gy"], d["w"], out, values, tile=tile)
+                    tiled.backward_data(d["gy"], d["w"], out, values, tile=tile, part=gemm_part)
                 else:
                     tiled.backward_weight(d["x"], d["gy"], out, part, values, splits, tile=tile)
             try:
@@ -181,16 +193,19 @@ def tune_shape(shape, timer, extra, dev, rng, torch=None):
 
 
 def _candidates(direction, values, tiled, extra):
-    """[(name, tile, splits, chosen?)] of a direction; [] when minicnn does not tile it."""
+    """[(name, tile, splits, chosen?)] of a direction; [] when minicnn does not tile it. The
+    forward and input gradient split their reduction as ``reduction_splits`` says for each
+    tile; where the chosen tile splits, it also runs unsplit."""
     n, c, o = values[0], values[1], values[5]
+    khw = values[10] * values[11]
     if direction == "forward":
         if not tiled.use_forward(values):
             return []
-        rows, cols = o, n * values[7] * values[8]
+        rows, cols, reduction = o, n * values[7] * values[8], c * khw
     elif direction == "backward_data":
         if not tiled.use_backward_data(values):
             return []
-        rows, cols = c, n * values[3] * values[4]
+        rows, cols, reduction = c, n * values[3] * values[4], o * khw
     else:
         splits = tiled.weight_splits(values)
         if not splits:
@@ -206,7 +221,13 @@ def _candidates(direction, values, tiled, extra):
                  for count in counts if count != splits]
         return runs
     chosen = tiled.tile_for(rows, cols)
-    return [(_name(tile), tile, 0, tile == chosen) for tile in candidate_tiles(rows, tiled, extra)]
+    runs = []
+    for tile in candidate_tiles(rows, tiled, extra):
+        splits = tiled.reduction_splits(rows, cols, reduction, tile)[0]
+        runs.append((f"{_name(tile)} s{splits}", tile, splits, tile == chosen))
+        if tile == chosen and splits > 1:
+            runs.append((f"{_name(tile)} s1", tile, 1, False))
+    return runs
 
 
 def _name(tile):
@@ -286,7 +307,7 @@ def main(argv=None):
     extra = EXTRA_TILES
     if args.sim:        # tiny tiles and thresholds, as tests/test_cuda_tiled.py sets them
         tiled.TILES, tiled.NARROW_TILES = SIM_TILES[:1], SIM_TILES[1:2]
-        tiled.MIN_CHANNELS, tiled.MIN_PIXELS, tiled.MIN_SPLIT = 1, 1, 4
+        tiled.MIN_CHANNELS, tiled.MIN_PIXELS, tiled.MIN_SPLIT, tiled.MIN_K_CHUNK = 1, 1, 4, 4
         tiled.TARGET_BLOCKS, extra = 16, SIM_TILES[2:]
     torch = None
     if not args.sim:

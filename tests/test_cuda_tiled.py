@@ -20,6 +20,7 @@ from minicnn.layers import conv_cuda  # noqa: E402 - after the simulator choice
 from minicnn.layers import conv_tiled_cuda as tiled  # noqa: E402
 
 SMALL = {"TILES": ((4, 8, 4, 2, 2),), "NARROW_TILES": ((4, 4, 4, 2, 2),), "MIN_GRID": 0,
+         "SPLIT_K_GRID": 0, "MIN_K_CHUNK": 4,
          "MIN_CHANNELS": 1, "MIN_PIXELS": 1, "MIN_SPLIT": 4, "TARGET_BLOCKS": 16,
          "SUM_THREADS": 8}
 REAL = {name: getattr(tiled, name) for name in SMALL}
@@ -55,6 +56,9 @@ def record_tiled_launches():
                                  device="cuda", atol=1e-3, rtol=1e-3)
             testing.check_parity(nn.Conv2d(2, 3, 3, padding=1), [_x((1, 2, 2, 3))],
                                  device="cuda", atol=1e-3, rtol=1e-3)
+            tiled.SPLIT_K_GRID = 1 << 40        # and once with split reductions
+            testing.check_parity(nn.Conv2d(2, 3, 3, padding=1), [_x((1, 2, 2, 3))],
+                                 device="cuda", atol=1e-3, rtol=1e-3)
         records = sorted(cuda_device.RECORD)
     finally:
         cuda_device.RECORD = previous
@@ -71,7 +75,7 @@ def record_tiled_launches():
     modules = {tiled.__name__, tiled.split_sum.py_func.__module__}
     kinds = _kinds(name for module, name, _ in out if module in modules)
     assert kinds == {"forward", "backward_data", "backward_data_strided", "backward_weight",
-                     "channel_sum", "split_sum"}
+                     "channel_sum", "split_sum", "split_sum_rows"}
     return out
 
 
@@ -142,6 +146,68 @@ def test_narrow_tiles_match_the_cpu(monkeypatch, case_id):
     assert {name.split("[")[0] for name in names if narrow in name} >= {"forward"}, names
     data = [name for name in names if name.startswith("backward_data")]
     assert data and all(narrow in name for name in data), names
+
+
+@pytest.mark.parametrize("case_id", ["partial_tiles", "stride_dilation", "conv1d",
+                                     "transpose_stride", "transpose_bias"])
+def test_split_reductions_match_the_cpu(monkeypatch, case_id):
+    # every GEMM short of blocks: the forward and input gradient split their reduction into
+    # chunks of 4 (the small MIN_SPLIT), then add the partial sums in order
+    monkeypatch.setattr(tiled, "SPLIT_K_GRID", 1 << 40)
+    _, make, shape = next(c for c in CASES if c[0] == case_id)
+    layer = make()
+    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
+                                                   atol=1e-5, rtol=1e-4))
+    assert "split_sum_rows" in names, names
+
+
+def test_split_reduction_arithmetic(monkeypatch):
+    # 27 = 3 channels x 3 x 3 taps over chunks of at least 4, rounded to the slice (BK = 4)
+    assert tiled.reduction_splits(5, 15, 27) == (1, 27)          # SPLIT_K_GRID 0: never
+    monkeypatch.setattr(tiled, "SPLIT_K_GRID", 1 << 40)
+    splits, chunk = tiled.reduction_splits(5, 15, 27)
+    assert chunk % 4 == 0 and (splits - 1) * chunk < 27 <= splits * chunk and splits > 1
+    assert tiled.reduction_splits(5, 15, 7) == (1, 7)            # shorter than two chunks
+    for name, value in REAL.items():
+        monkeypatch.setattr(tiled, name, value)
+    # VGG-19's conv5 on one 16x16 image: 512 x 256 output, 4608-long sums; the narrow tile
+    # makes 32 blocks, the split 9 times as many; conv4_1 (256 -> 512 channels at 32x32)
+    assert tiled.tile_for(512, 256) == tiled.NARROW_TILES[2]
+    assert tiled.reduction_splits(512, 256, 4608) == (9, 512)
+    assert tiled.reduction_splits(512, 1024, 2304) == (4, 576)
+    # ResNet-20's last stage fills the GPU without at batch 256 (256 blocks); at batch 16 it
+    # would not, but its 576-long sums are not worth a launch
+    assert tiled.reduction_splits(64, 256 * 64, 576) == (1, 576)
+    assert tiled.reduction_splits(64, 16 * 64, 576) == (1, 576)
+
+
+def test_split_reduction_with_the_fused_epilogue_and_bias(monkeypatch):
+    from minicnn.device import get_device
+    from minicnn.layers.activation_cuda import ReLUCUDA
+    monkeypatch.setattr(tiled, "SPLIT_K_GRID", 1 << 40)
+    dev = get_device("cuda")
+    layer, act_layer, x = nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), _x((2, 3, 3, 5))
+    conv = layer(x)
+    values = conv_cuda.geometry_values(layer, x.shape)
+    ws = {key: dev.empty(s, t) for key, (s, t) in
+          conv_cuda.conv_workspace(values, layer.weight.size, np.float32).items()}
+    assert ws["k_part"].size >= 2 * conv.size
+    y, r = dev.empty(conv.shape, np.float32), dev.empty(conv.shape, np.float32)
+    flat = cuda_device.flat
+    names = _launched(lambda: conv_cuda.run_forward(
+        flat(dev.asarray(x)), flat(dev.asarray(layer.weight.data)),
+        flat(dev.asarray(layer.bias.data)), flat(y), values,
+        ReLUCUDA().epilogue(act_layer), flat(r), ws))
+    assert "split_sum_rows" in names
+    np.testing.assert_allclose(to_numpy(y), conv, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(r), act_layer(conv), rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_float64_through_split_reductions(monkeypatch):
+    monkeypatch.setattr(tiled, "SPLIT_K_GRID", 1 << 40)
+    layer = nn.Conv2d(2, 3, 3, stride=1, padding=1).to("cuda")
+    names = _launched(lambda: testing.gradcheck(layer, [_x((1, 2, 3, 3))]))
+    assert "split_sum_rows" in names
 
 
 @pytest.mark.parametrize("bias", [True, False])

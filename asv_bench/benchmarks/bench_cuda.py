@@ -207,9 +207,9 @@ class ConvDirections:
         y, gx = dev.empty((n * o * oh * ow,), np.float32), dev.empty((n * c * h * w,), np.float32)
         gw = dev.empty((layer.weight.size,), np.float32)
         ws = {key: dev.empty(sh, t) for key, (sh, t) in
-              conv_cuda.weight_workspace(values, layer.weight.size, np.float32).items()}
-        self.forward = lambda: conv_cuda.run_forward(x, wt, b, y, values)
-        self.backward_data = lambda: conv_cuda.run_backward_data(gy, wt, gx, values)
+              conv_cuda.conv_workspace(values, layer.weight.size, np.float32).items()}
+        self.forward = lambda: conv_cuda.run_forward(x, wt, b, y, values, ws=ws)
+        self.backward_data = lambda: conv_cuda.run_backward_data(gy, wt, gx, values, ws=ws)
         self.backward_weight = lambda: conv_cuda.run_backward_weight(x, gy, gw, values, ws)
         for fn in (self.forward, self.backward_data, self.backward_weight):
             fn()                     # compile outside the timing

@@ -269,21 +269,23 @@ def geometry(layer, in_shape):
 # -- the three directions of a convolution given its geometry numbers (shared with
 #    conv_transpose_cuda, which runs them with the roles of x and y exchanged) -------------------
 
-def run_forward(x, w, b, y, values, act=None, r=None):
+def run_forward(x, w, b, y, values, act=None, r=None, ws=None):
     """y = conv(x, w) (+ b when not None); flat device arrays. With ``act`` (an activation
-    kernel's ``epilogue``) also r = act(y) in the same pass."""
+    kernel's ``epilogue``) also r = act(y) in the same pass. ``ws``: the workspace of
+    ``conv_workspace`` (a tiled GEMM short of blocks splits its reduction into it)."""
     if tiled.use_forward(values):
-        tiled.forward(x, w, b if b is not None else w, y, values, b is not None, act, r)
+        tiled.forward(x, w, b if b is not None else w, y, values, b is not None, act, r,
+                      part=ws.get("k_part") if ws else None)
     else:
         op, alpha = epilogue_args(act)
         launch(conv_forward, y.size, x, w, b if b is not None else w, y, const_array(values),
                b is not None, zero_of(y.dtype), op, alpha, r if r is not None else y)
 
 
-def run_backward_data(gy, w, gx, values, b=None):
+def run_backward_data(gy, w, gx, values, b=None, ws=None):
     """gx = the input gradient of conv for gy (+ b[c] per input channel when not None)."""
     if tiled.use_backward_data(values):
-        tiled.backward_data(gy, w, gx, values, b)
+        tiled.backward_data(gy, w, gx, values, b, part=ws.get("k_part") if ws else None)
     else:
         launch(conv_backward_data, gx.size, gy, w, b if b is not None else w, gx,
                const_array(values), b is not None, zero_of(gx.dtype))
@@ -300,14 +302,21 @@ def chunked_weight_shape(values, weight_size):
     return threads, (splits if _positions(values) >= threads * MIN_PER_THREAD else 0)
 
 
-def weight_workspace(values, weight_size, dtype):
-    """The weight gradient's chunk partials (tiled: in the dtype; chunked direct: float64), {}
-    when it needs none."""
+def conv_workspace(values, weight_size, dtype):
+    """The partial sums of split reductions, {} when none splits: the weight gradient's chunks
+    (tiled: in the dtype; chunked direct: float64) and the tiled forward's and input gradient's
+    (``k_part``, one buffer for both)."""
+    ws = {}
     splits = tiled.weight_splits(values)
     if splits > 1:
-        return {"gw_part": ((splits * weight_size,), dtype)}
+        ws["gw_part"] = ((splits * weight_size,), dtype)
     chunks = chunked_weight_shape(values, weight_size)[1] if splits == 0 else 0
-    return {"gw_part64": ((chunks * weight_size,), np.float64)} if chunks else {}
+    if chunks:
+        ws["gw_part64"] = ((chunks * weight_size,), np.float64)
+    size = tiled.split_workspace(values)
+    if size:
+        ws["k_part"] = ((size,), dtype)
+    return ws
 
 
 def run_backward_weight(x, gy, gw, values, ws):
@@ -344,7 +353,7 @@ class _ConvCUDA(Kernel):
     device = "cuda"
 
     def workspace(self, layer, in_shapes, out_shapes, dtype):
-        return weight_workspace(geometry_values(layer, in_shapes[0]), layer.weight.size, dtype)
+        return conv_workspace(geometry_values(layer, in_shapes[0]), layer.weight.size, dtype)
 
     def forward(self, layer, xs, ys, ws):
         self.forward_fused(layer, xs, ys, ws, None, None)
@@ -362,14 +371,14 @@ class _ConvCUDA(Kernel):
         values = self._geometry(layer, xs[0], ws)
         b = flat(layer.bias.data) if layer.bias is not None else None
         run_forward(flat(xs[0]), flat(layer.weight.data), b, flat(ys[0]), values, act,
-                    None if out is None else flat(out))
+                    None if out is None else flat(out), ws)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         values = self._geometry(layer, xs[0], ws)
         gy = flat(gys[0])
         gw, gb = grads.get("weight"), grads.get("bias")
         if gxs[0] is not None:
-            run_backward_data(gy, flat(layer.weight.data), flat(gxs[0]), values)
+            run_backward_data(gy, flat(layer.weight.data), flat(gxs[0]), values, ws=ws)
         if gw is not None:
             run_backward_weight(flat(xs[0]), gy, flat(gw), values, ws)
         if gb is not None:

@@ -19,12 +19,19 @@ runs in the inner loops:
                 split into ``splits`` contiguous chunks (partials ``(splits, O*C*KH*KW)``, then
                 summed in split order by ``split_sum``).
 
+Filling the GPU. The tile follows the GEMM's rows; where it would make fewer than MIN_GRID
+blocks, its narrow twin (half the columns) runs instead; where even that makes fewer than
+SPLIT_K_GRID, the forward and input gradient split their reduction as the weight gradient does
+(partials ``(splits, output)``, added in split order with the bias and the epilogue by
+``split_sum_rows``), when the caller gives the room (``split_workspace``).
+
 Determinism. Each output element is one thread's register sum over k in increasing order (split
 chunks in order, then summed in split order): bit-identical from run to run, independent of the
-launch shape; ``splits`` depends only on the shape and the module constants.
+launch shape and of the tile; ``splits`` depends only on the shape and the module constants.
 
 Epilogue. The forward kernel adds the bias as it stores, and can apply a fused activation
-(``minicnn/fusion.py``): it then writes both the convolution's output and the activation's.
+(``minicnn/fusion.py``): it then writes both the convolution's output and the activation's (a
+split reduction leaves both to ``split_sum_rows``).
 
 Tests shrink ``TILES`` (and the thresholds) so the simulator runs several blocks and partial tiles
 at every edge on tiny shapes; kernels are built per (kind, dtype, tile) and cached.
@@ -34,13 +41,14 @@ import numpy as np
 
 from .. import cuda_device as cd
 from ..cuda_device import cuda
-from .activation_cuda import epilogue_args
+from .activation_cuda import NO_EPILOGUE, epilogue_args
 from .conv_tiled_kernels import (  # noqa: F401 - check_tile: callers use it from here
     FAR,
     build,
     build_channel_sum,
     check_tile,
     split_sum,
+    split_sum_rows,
     table_multiple,
 )
 
@@ -55,6 +63,12 @@ NARROW_TILES = ((16, 64, 8, 2, 4), (32, 64, 8, 4, 4), (64, 64, 8, 8, 4))
 MIN_GRID = 264              # blocks under which a GEMM takes the narrow tile: 2 per SM of an
                             # H100 (a constant, not the device's SM count, so that a model runs
                             # the same kernels on every GPU); `gpu_session.sh tune` times it
+SPLIT_K_GRID = 132          # a forward or input-gradient GEMM with fewer blocks than this even
+                            # on the narrow tile also splits its reduction (VGG-19's 512-channel
+                            # layers on one 16x16 image: 32 blocks of 576 slices each), when the
+                            # caller has the workspace for the partial sums
+MIN_K_CHUNK = 512           # ... in chunks of at least this many (64 slices): the split costs
+                            # a launch, worth it for long sums only (not ResNet-20's 576)
 MIN_CHANNELS = 4            # GEMM rows below this: the direct kernel. At 4 to 7 rows the
                             # 16-row tile does 2-4x the multiply-adds needed, but the direct
                             # kernels decode indices (int64 divisions) per multiply-add;
@@ -237,40 +251,95 @@ def _threads(tile):
     return (tile[0] // tile[3]) * (tile[1] // tile[4])
 
 
-def forward(x, w, b, y, values, has_bias, act=None, r=None, tile=None):
+def _forward_gemm(values):
+    """(rows, columns, reduction) of the forward GEMM."""
+    return values[5], values[0] * values[7] * values[8], values[1] * values[10] * values[11]
+
+
+def _backward_data_gemm(values):
+    return values[1], values[0] * values[3] * values[4], values[5] * values[10] * values[11]
+
+
+def reduction_splits(rows, cols, reduction, tile=None):
+    """(splits, chunk) of a forward or input-gradient GEMM: (1, reduction) unless its grid is
+    short of SPLIT_K_GRID blocks; then chunks of at least MIN_K_CHUNK (a multiple of BK) to reach
+    about TARGET_BLOCKS blocks, at most MAX_SPLITS. Depends on the shape and the constants only,
+    so the sums' order (and the bits) do too."""
+    tile = tile or tile_for(rows, cols)
+    tiles = -(-rows // tile[0]) * -(-cols // tile[1])
+    splits = 1
+    if tiles < SPLIT_K_GRID:
+        splits = max(1, min(-(-TARGET_BLOCKS // tiles), MAX_SPLITS, reduction // MIN_K_CHUNK))
+    if splits == 1:
+        return 1, reduction
+    per_split = -(-reduction // splits)
+    chunk = -(-per_split // tile[2]) * tile[2]            # whole slices
+    return -(-reduction // chunk), chunk
+
+
+def split_workspace(values):
+    """Elements of the partial sums the forward and the input gradient need when they split
+    their reduction (one buffer serves both: they never run at once); 0 when neither does."""
+    size = 0
+    if use_forward(values):
+        rows, cols, reduction = _forward_gemm(values)
+        splits = reduction_splits(rows, cols, reduction)[0]
+        size = splits * rows * cols if splits > 1 else 0
+    if use_backward_data(values):
+        rows, cols, reduction = _backward_data_gemm(values)
+        splits = reduction_splits(rows, cols, reduction)[0]
+        size = max(size, splits * rows * cols if splits > 1 else 0)
+    return size
+
+
+def forward(x, w, b, y, values, has_bias, act=None, r=None, tile=None, part=None):
     """y = conv(x, w) (+ b): flat device arrays, geometry values. With ``act`` (an activation
     kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass. ``tile``:
-    this one rather than ``tile_for``'s (scripts/tune_conv_tiles.py)."""
-    rows, cols = values[5], values[0] * values[7] * values[8]
-    _gemm("forward", rows, cols, x, w, b, y, values, "x", values, has_bias, act, r, tile)
+    this one rather than ``tile_for``'s (scripts/tune_conv_tiles.py); ``part``: room for the
+    partial sums (``split_workspace``), without which the reduction is never split."""
+    _gemm("forward", _forward_gemm(values), x, w, b, y, values, "x", values, has_bias, act, r,
+          tile, part)
 
 
-def backward_data(gy, w, gx, values, b=None, tile=None):
+def backward_data(gy, w, gx, values, b=None, tile=None, part=None):
     """gx = the input gradient of conv (+ b[c] per channel: the transposed convolution). At
     stride 1 that is the forward kernel on ``flipped_values``; otherwise a kernel built for the
     strides."""
     bias = w if b is None else b
     sh, sw = values[13], values[14]
-    rows, cols = values[1], values[0] * values[3] * values[4]
+    gemm = _backward_data_gemm(values)
     if sh == 1 and sw == 1:
-        _gemm("backward_data", rows, cols, gy, w, bias, gx, flipped_values(values), "flipped",
-              values, b is not None, tile=tile)
+        _gemm("backward_data", gemm, gy, w, bias, gx, flipped_values(values), "flipped",
+              values, b is not None, tile=tile, part=part)
     else:
-        _gemm(f"backward_data_s{sh}x{sw}", rows, cols, gy, w, bias, gx, values, "strided", values,
-              b is not None, tile=tile)
+        _gemm(f"backward_data_s{sh}x{sw}", gemm, gy, w, bias, gx, values, "strided", values,
+              b is not None, tile=tile, part=part)
 
 
-def _gemm(kind, rows, cols, x, w, b, y, geometry, table, values, has_bias, act=None, r=None,
-          tile=None):
+def _gemm(kind, gemm, x, w, b, y, geometry, table, values, has_bias, act=None, r=None,
+          tile=None, part=None):
     """Launch a ``conv_tiled_gemm`` kernel: ``geometry`` goes to the kernel, ``_table(table,
-    values)`` with it; a rows x cols output."""
+    values)`` with it; a rows x cols output (``gemm``: rows, cols, reduction). A split
+    reduction writes its partial sums to ``part`` and ``split_sum_rows`` adds them in order,
+    with the bias and the epilogue."""
+    rows, cols, reduction = gemm
     if tile is None:
         tile = tile_for(rows, cols)
     tiles = -(-rows // tile[0]) * -(-cols // tile[1])
     op, alpha = epilogue_args(act)
+    r = r if r is not None else y
+    splits, chunk = (1, reduction) if part is None else reduction_splits(rows, cols, reduction,
+                                                                         tile)
+    if splits > 1 and part.size >= splits * y.size:
+        _launch(kind, y.dtype, tile, _threads(tile), _blocks(tiles * splits), x, w, b, part,
+                cd.const_array(geometry), _table(table, values, tile), False, NO_EPILOGUE,
+                alpha, part, int(chunk))
+        cd.launch(split_sum_rows, y.size, part, y, int(splits), b, bool(has_bias), int(rows),
+                  int(y.size // rows // values[0]), op, alpha, r)
+        return
     _launch(kind, y.dtype, tile, _threads(tile), _blocks(tiles), x, w, b, y,
             cd.const_array(geometry), _table(table, values, tile), bool(has_bias), op, alpha,
-            r if r is not None else y)
+            r, int(reduction))
 
 
 def backward_weight(x, gy, gw, part, values, splits, tile=None):
@@ -301,7 +370,7 @@ def describe():
                          f"{_threads((bm, bn, bk, tm, tn))} threads)"
                          for bm, bn, bk, tm, tn in tiles)
     return (f"tiles BMxBNxBK {named(TILES)} by output rows, {named(NARROW_TILES)} under "
-            f"{MIN_GRID} blocks; "
+            f"{MIN_GRID} blocks, split reductions under {SPLIT_K_GRID}; "
             f"tiled when >= {MIN_CHANNELS} channels and >= {MIN_PIXELS} pixels; weight-grad "
             f"splits up to {MAX_SPLITS} (>= {MIN_SPLIT} each, ~{TARGET_BLOCKS} blocks)")
 

@@ -194,13 +194,13 @@ def build(kind, dtype, tile):
         return mask
 
     @cuda.jit(device=True, inline=True)
-    def store_tile(out, b, acc, pix, m0, p0, ty, tx, rows, NP, plane, has_bias):
-        """out[n, m, pixel] = acc (+ b[m]) for the tile's valid rows and columns; returns with
-        ``pix`` holding the columns' offsets (-1 past the end) for an epilogue."""
+    def store_tile(out, b, acc, pix, m0, p0, ty, tx, rows, NP, plane, has_bias, offset):
+        """out[offset + (n, m, pixel)] = acc (+ b[m]) for the tile's valid rows and columns;
+        returns with ``pix`` holding the columns' offsets (-1 past the end) for an epilogue."""
         for j in range(tn):
             p = p0 + tx * vn + (j // vn) * gn + j % vn
             n = p // plane
-            pix[j] = n * rows * plane + p - n * plane if p < NP else -1
+            pix[j] = offset + n * rows * plane + p - n * plane if p < NP else -1
         for i in range(tm):
             m = m0 + ty * vm + (i // vm) * gm + i % vm
             if m < rows:
@@ -211,11 +211,13 @@ def build(kind, dtype, tile):
 
     load_columns = load_strided_gy if strided else load_im2col
 
-    def conv_tiled_gemm(x, w, b, y, hp, kt, has_bias, op, alpha, act_out):
+    def conv_tiled_gemm(x, w, b, y, hp, kt, has_bias, op, alpha, act_out, chunk):
         # forward (and the stride-1 input gradient, on the flipped geometry): rows m = output
         # channels, columns p = (n, oh, ow), reduction k = (c, kh, kw). Strided input gradient
         # (x is gy, y is gx): rows m = input channels c, columns p = (n, ih, iw), reduction
         # k = (o, kh, kw), and ``b`` per row is the transposed convolution's bias.
+        # Split reduction (chunk < K, a multiple of BK): split s sums k in [s*chunk, (s+1)*chunk)
+        # and writes y[s, n, m, pixel] (y is then the partials; no bias, no epilogue).
         N, C, H, W, O = hp[0], hp[1], hp[3], hp[4], hp[5]
         OH, OW, SH, SW, PH, PW = hp[7], hp[8], hp[13], hp[14], hp[16], hp[17]
         khw = hp[10] * hp[11]
@@ -239,7 +241,14 @@ def build(kind, dtype, tile):
         brow = tid // bn
         tiles_p = (NP + bn - 1) // bn
         tiles = tiles_p * ((rows + bm - 1) // bm)
-        for tile in range(cuda.blockIdx.x, tiles, cuda.gridDim.x):
+        splits = (K + chunk - 1) // chunk
+        for t in range(cuda.blockIdx.x, tiles * splits, cuda.gridDim.x):
+            split = t // tiles
+            tile = t - split * tiles
+            k_first = split * chunk
+            k_stop = k_first + chunk
+            if k_stop > K:
+                k_stop = K
             m0 = (tile // tiles_p) * bm
             p0 = (tile % tiles_p) * bn
             p = p0 + bj                          # this thread's B column: one output pixel
@@ -260,19 +269,22 @@ def build(kind, dtype, tile):
                     c0 = -4 * FAR                # past the last pixel: every tap is outside
             for i in range(acc_size):
                 acc[i] = zero
-            amask = load_weights(w, kt, sa, tid, m0, 0, rows, K, khw)
-            bmask = load_columns(x, kt, sb, brow, b_step, c0, c1, base, lim_h, lim_w)
-            for k0 in range(0, K, bk):
+            # a split's slices never reach into the next split's (chunk is a multiple of BK),
+            # and past K the table's padding reads as outside
+            amask = load_weights(w, kt, sa, tid, m0, k_first, rows, K, khw)
+            bmask = load_columns(x, kt, sb, k_first + brow, b_step, c0, c1, base, lim_h, lim_w)
+            for k0 in range(k_first, k_stop, bk):
                 stage_a(As, sa, tid, amask)
                 stage_columns(Bs, sb, brow, bj, bmask)
                 cuda.syncthreads()
-                if k0 + bk < K:                  # the next slice, in flight during the multiply
+                if k0 + bk < k_stop:             # the next slice, in flight during the multiply
                     amask = load_weights(w, kt, sa, tid, m0, k0 + bk, rows, K, khw)
                     bmask = load_columns(x, kt, sb, k0 + bk + brow, b_step, c0, c1, base,
                                          lim_h, lim_w)
                 mma(As, Bs, acc, ra, rb, ty, tx)
                 cuda.syncthreads()
-            store_tile(y, b, acc, pix, m0, p0, ty, tx, rows, NP, plane, has_bias)
+            store_tile(y, b, acc, pix, m0, p0, ty, tx, rows, NP, plane, has_bias,
+                       split * rows * NP)
             if op != NO_EPILOGUE:
                 # a fused activation reads back what this thread just stored (cache-hot): in
                 # the store loop its code would stop the unrolling and push acc to local memory
@@ -417,3 +429,20 @@ def split_sum(part, out, splits):
         for s in range(1, splits):
             acc += part[s * size + i]
         out[i] = acc
+
+
+@cuda.jit
+def split_sum_rows(part, out, splits, b, has_bias, rows, plane, op, alpha, act_out):
+    """out = part[0] + part[1] + ... in split order (part flat (splits, out.size), out (N, rows,
+    plane)) plus b[row] when ``has_bias``; with an epilogue ``op`` also act_out = act(out):
+    what ``conv_tiled_gemm`` leaves to this kernel when it splits its reduction."""
+    size = out.size
+    for i in range(cuda.grid(1), size, cuda.gridsize(1)):
+        acc = part[i]
+        for s in range(1, splits):
+            acc += part[s * size + i]
+        if has_bias:
+            acc += b[(i // plane) % rows]
+        out[i] = acc
+        if op != NO_EPILOGUE:
+            act_out[i] = activate(acc, op, alpha)

@@ -21,10 +21,10 @@ from ..kernel import Kernel
 from ..registry import hookimpl
 from .conv_cuda import (
     channel_sums,
+    conv_workspace,
     run_backward_data,
     run_backward_weight,
     run_forward,
-    weight_workspace,
 )
 
 
@@ -43,19 +43,19 @@ class ConvTranspose2dCUDA(Kernel):
     layer, device = "ConvTranspose2d", "cuda"
 
     def workspace(self, layer, in_shapes, out_shapes, dtype):
-        return weight_workspace(adjoint_values(layer, in_shapes[0]), layer.weight.size, dtype)
+        return conv_workspace(adjoint_values(layer, in_shapes[0]), layer.weight.size, dtype)
 
     def forward(self, layer, xs, ys, ws):
         values = adjoint_values(layer, xs[0].shape)
         b = flat(layer.bias.data) if layer.bias is not None else None
-        run_backward_data(flat(xs[0]), flat(layer.weight.data), flat(ys[0]), values, b)
+        run_backward_data(flat(xs[0]), flat(layer.weight.data), flat(ys[0]), values, b, ws)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
         values = adjoint_values(layer, xs[0].shape)
         gy = flat(gys[0])
         gw, gb = grads.get("weight"), grads.get("bias")
         if gxs[0] is not None:
-            run_forward(gy, flat(layer.weight.data), None, flat(gxs[0]), values)
+            run_forward(gy, flat(layer.weight.data), None, flat(gxs[0]), values, ws=ws)
         if gw is not None:
             run_backward_weight(gy, flat(xs[0]), flat(gw), values, ws)
         if gb is not None:
