@@ -27,7 +27,8 @@ SPLIT_K_GRID, the forward and input gradient split their reduction as the weight
 
 Determinism. Each output element is one thread's register sum over k in increasing order (split
 chunks in order, then summed in split order): bit-identical from run to run, independent of the
-launch shape and of the tile; ``splits`` depends only on the shape and the module constants.
+launch shape (and, unsplit, of the tile); ``splits`` depends only on the shape and the module
+constants.
 
 Epilogue. The forward kernel adds the bias as it stores, and can apply a fused activation
 (``minicnn/fusion.py``): it then writes both the convolution's output and the activation's (a
@@ -240,7 +241,6 @@ def tile_for(rows, cols=None):
 def all_tiles():
     """Every tile a GEMM may take (PTX checks, reports)."""
     return tuple(dict.fromkeys(TILES + NARROW_TILES))
-
 
 
 def _blocks(tiles):
