@@ -93,7 +93,6 @@ def shape_list(names):
     shapes = []
     for name in names:
         if name == "gpu_check":
-            sys.path.insert(0, str(ROOT / "scripts"))
             from gpu_check import CONV_SHAPES
             shapes += CONV_SHAPES
         else:
@@ -196,22 +195,21 @@ def _candidates(direction, values, tiled, extra):
     """[(name, tile, splits, chosen?)] of a direction; [] when minicnn does not tile it. The
     forward and input gradient split their reduction as ``reduction_splits`` says for each
     tile; where the chosen tile splits, it also runs unsplit."""
-    n, c, o = values[0], values[1], values[5]
-    khw = values[10] * values[11]
     if direction == "forward":
         if not tiled.use_forward(values):
             return []
-        rows, cols, reduction = o, n * values[7] * values[8], c * khw
+        rows, cols, reduction = tiled.forward_gemm(values)
     elif direction == "backward_data":
         if not tiled.use_backward_data(values):
             return []
-        rows, cols, reduction = c, n * values[3] * values[4], o * khw
+        rows, cols, reduction = tiled.backward_data_gemm(values)
     else:
         splits = tiled.weight_splits(values)
         if not splits:
             return []
+        o = values[5]
         chosen = tiled.tile_for(o)
-        reduction = n * values[7] * values[8]
+        reduction = values[0] * values[7] * values[8]
         most = min(tiled.MAX_SPLITS, reduction // 64)
         counts = sorted({splits} | {max(1, min(most, round(splits * f))) for f in SPLIT_FACTORS})
         # every tile at the chosen split count, and the chosen tile at other counts
@@ -235,15 +233,9 @@ def _name(tile):
 
 
 def _cudnn_times(torch, host, stride, padding, timer):
-    tx, tw, tb, tgy = (torch.from_numpy(host[key]).cuda() for key in ("x", "w", "b", "gy"))
-
-    def back(mask):
-        return torch.ops.aten.convolution_backward(
-            tgy, tx, tw, None, [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], 1, mask)
-    runs = {"forward": lambda: torch.nn.functional.conv2d(tx, tw, tb, stride, padding),
-            "backward_data": lambda: back([True, False, False]),
-            "backward_weight": lambda: back([False, True, False])}
-    return {key: timer(fn) for key, fn in runs.items()}
+    """cuDNN's ms per direction, on gpu_check's PyTorch runs of the same arrays."""
+    from gpu_check import _cudnn_runs
+    return {key: timer(fn) for key, fn in _cudnn_runs(torch, host, stride, padding).items()}
 
 
 def report(rows):
@@ -297,7 +289,7 @@ def main(argv=None):
     args = parse(argv)
     if args.sim:
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"   # read when numba.cuda is first imported
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]   # minicnn; gpu_check's shapes, cuDNN runs
     import numpy as np
 
     from minicnn import cuda_device

@@ -118,12 +118,18 @@ def _launched(fn):
         cuda_device.RECORD = None
 
 
-@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
-def test_tiled_kernels_match_the_cpu(case_id):
+def _parity_case(case_id):
+    """A ``CASES`` layer checked against the CPU on the device, and the kernels that ran."""
     _, make, shape = next(c for c in CASES if c[0] == case_id)
     layer = make()
     names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
                                                    atol=1e-5, rtol=1e-4))
+    return layer, names
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+def test_tiled_kernels_match_the_cpu(case_id):
+    layer, names = _parity_case(case_id)
     kinds = _kinds(names)
     # the input gradient at stride 1 is the forward kernel on the flipped weight; a strided one
     # has its own kernel
@@ -138,10 +144,7 @@ def test_tiled_kernels_match_the_cpu(case_id):
 def test_narrow_tiles_match_the_cpu(monkeypatch, case_id):
     # every GEMM short of blocks: the forward and input-gradient kernels take the narrow tile
     monkeypatch.setattr(tiled, "MIN_GRID", 1 << 40)
-    _, make, shape = next(c for c in CASES if c[0] == case_id)
-    layer = make()
-    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
-                                                   atol=1e-5, rtol=1e-4))
+    _, names = _parity_case(case_id)
     narrow = ",".join(map(str, tiled.NARROW_TILES[0]))
     assert {name.split("[")[0] for name in names if narrow in name} >= {"forward"}, names
     data = [name for name in names if name.startswith("backward_data")]
@@ -152,12 +155,9 @@ def test_narrow_tiles_match_the_cpu(monkeypatch, case_id):
                                      "transpose_stride", "transpose_bias"])
 def test_split_reductions_match_the_cpu(monkeypatch, case_id):
     # every GEMM short of blocks: the forward and input gradient split their reduction into
-    # chunks of 4 (the small MIN_SPLIT), then add the partial sums in order
+    # chunks of 4 (the small MIN_K_CHUNK), then add the partial sums in order
     monkeypatch.setattr(tiled, "SPLIT_K_GRID", 1 << 40)
-    _, make, shape = next(c for c in CASES if c[0] == case_id)
-    layer = make()
-    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
-                                                   atol=1e-5, rtol=1e-4))
+    _, names = _parity_case(case_id)
     assert "split_sum_rows" in names, names
 
 
@@ -332,10 +332,7 @@ GROUPED_TILE = (36, 12, 4, 6, 6)
 def test_register_groups_of_adjacent_rows_and_columns(monkeypatch, case_id):
     assert tiled.check_tile(GROUPED_TILE) == (6, 2, 12)
     monkeypatch.setattr(tiled, "TILES", (GROUPED_TILE,))
-    _, make, shape = next(c for c in CASES if c[0] == case_id)
-    layer = make()
-    names = _launched(lambda: testing.check_parity(layer, [_x(shape)], device="cuda",
-                                                   atol=1e-5, rtol=1e-4))
+    _, names = _parity_case(case_id)
     assert any("36,12,4,6,6" in name for name in names), names
 
 

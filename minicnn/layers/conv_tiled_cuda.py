@@ -251,12 +251,13 @@ def _threads(tile):
     return (tile[0] // tile[3]) * (tile[1] // tile[4])
 
 
-def _forward_gemm(values):
+def forward_gemm(values):
     """(rows, columns, reduction) of the forward GEMM."""
     return values[5], values[0] * values[7] * values[8], values[1] * values[10] * values[11]
 
 
-def _backward_data_gemm(values):
+def backward_data_gemm(values):
+    """(rows, columns, reduction) of the input-gradient GEMM."""
     return values[1], values[0] * values[3] * values[4], values[5] * values[10] * values[11]
 
 
@@ -282,11 +283,11 @@ def split_workspace(values):
     their reduction (one buffer serves both: they never run at once); 0 when neither does."""
     size = 0
     if use_forward(values):
-        rows, cols, reduction = _forward_gemm(values)
+        rows, cols, reduction = forward_gemm(values)
         splits = reduction_splits(rows, cols, reduction)[0]
         size = splits * rows * cols if splits > 1 else 0
     if use_backward_data(values):
-        rows, cols, reduction = _backward_data_gemm(values)
+        rows, cols, reduction = backward_data_gemm(values)
         splits = reduction_splits(rows, cols, reduction)[0]
         size = max(size, splits * rows * cols if splits > 1 else 0)
     return size
@@ -297,7 +298,7 @@ def forward(x, w, b, y, values, has_bias, act=None, r=None, tile=None, part=None
     kernel's ``epilogue``: op code and parameter) also r = act(y), in the same pass. ``tile``:
     this one rather than ``tile_for``'s (scripts/tune_conv_tiles.py); ``part``: room for the
     partial sums (``split_workspace``), without which the reduction is never split."""
-    _gemm("forward", _forward_gemm(values), x, w, b, y, values, "x", values, has_bias, act, r,
+    _gemm("forward", forward_gemm(values), x, w, b, y, values, "x", values, has_bias, act, r,
           tile, part)
 
 
@@ -307,7 +308,7 @@ def backward_data(gy, w, gx, values, b=None, tile=None, part=None):
     strides."""
     bias = w if b is None else b
     sh, sw = values[13], values[14]
-    gemm = _backward_data_gemm(values)
+    gemm = backward_data_gemm(values)
     if sh == 1 and sw == 1:
         _gemm("backward_data", gemm, gy, w, bias, gx, flipped_values(values), "flipped",
               values, b is not None, tile=tile, part=part)
