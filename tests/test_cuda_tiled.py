@@ -170,8 +170,9 @@ def test_split_reduction_arithmetic(monkeypatch):
     assert tiled.reduction_splits(5, 15, 7) == (1, 7)            # shorter than two chunks
     for name, value in REAL.items():
         monkeypatch.setattr(tiled, name, value)
-    # VGG-19's conv5 on one 16x16 image: 512 x 256 output, 4608-long sums; the narrow tile
-    # makes 32 blocks, the split 9 times as many; conv4_1 (256 -> 512 channels at 32x32)
+    # a 512 x 256 GEMM with 4608-long sums (VGG-19's conv5 on one image, were its 256 pixels
+    # not below MIN_PIXELS): the narrow tile makes 32 blocks, the split 9 times as many;
+    # VGG-19's conv4_1 forward (256 -> 512 channels at 32x32): 128 narrow blocks, 4 splits
     assert tiled.tile_for(512, 256) == tiled.NARROW_TILES[2]
     assert tiled.reduction_splits(512, 256, 4608) == (9, 512)
     assert tiled.reduction_splits(512, 1024, 2304) == (4, 576)

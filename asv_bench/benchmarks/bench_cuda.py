@@ -16,7 +16,10 @@ CONV_SHAPES = [(128, 32, 16, 16, 32, 3, 1, 1), (32, 64, 56, 56, 64, 3, 1, 1),
                (32, 64, 56, 56, 128, 3, 2, 1), (32, 256, 14, 14, 256, 3, 1, 1),
                # the direct kernels' cases: LeNet's first layer (a few weights, long sums: the
                # chunked weight gradient) and ResNet-18's stride-2 7x7 stem (direct input grad)
-               (1024, 1, 28, 28, 6, 5, 1, 2), (32, 3, 224, 224, 64, 7, 2, 3)]
+               (1024, 1, 28, 28, 6, 5, 1, 2), (32, 3, 224, 224, 64, 7, 2, 3),
+               # VGG-19's conv4_2 on one image (style transfer): few blocks, long sums, so the
+               # tiled forward and input gradient split their reduction (split_sum_rows)
+               (1, 512, 32, 32, 512, 3, 1, 1)]
 
 
 class LeNet5Step:

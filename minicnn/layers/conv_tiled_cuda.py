@@ -65,9 +65,9 @@ MIN_GRID = 264              # blocks under which a GEMM takes the narrow tile: 2
                             # H100 (a constant, not the device's SM count, so that a model runs
                             # the same kernels on every GPU); `gpu_session.sh tune` times it
 SPLIT_K_GRID = 132          # a forward or input-gradient GEMM with fewer blocks than this even
-                            # on the narrow tile also splits its reduction (VGG-19's 512-channel
-                            # layers on one 16x16 image: 32 blocks of 576 slices each), when the
-                            # caller has the workspace for the partial sums
+                            # on the narrow tile also splits its reduction (VGG-19's conv4 layers
+                            # on one 32x32 image: 128 blocks of 288 to 576 slices each), when
+                            # the caller has the workspace for the partial sums
 MIN_K_CHUNK = 512           # ... in chunks of at least this many (64 slices): the split costs
                             # a launch, worth it for long sums only (not ResNet-20's 576)
 MIN_CHANNELS = 4            # GEMM rows below this: the direct kernel. At 4 to 7 rows the
