@@ -2,7 +2,7 @@
 needed, only NVVM): catches the typing errors numba's simulator cannot see.
 
     python scripts/cuda_ptx.py signatures.json [--cc 8.0] [--forbid-local TEXT]
-        [--require-ptx TEXT=PTX ...] [--ptxas]
+        [--require-ptx TEXT=PTX ...] [--ptxas] [--jobs N]
 
 ``signatures.json`` is a list of ``[module, kernel name, argument types]`` as recorded by
 ``minicnn.cuda_device.RECORD`` during a simulated run (``scripts/gpu_check.py --record`` or
@@ -64,13 +64,32 @@ def ptxas_report(ptx, cc):
     return "; ".join(lines) if lines else done.stderr.strip()[-200:]
 
 
-def compile_all(records, cc=(8, 0), forbid_local=None, require=(), report=None):
-    """[(module, name, argument types, error or None)] for every record; with ``forbid_local`` (a
-    substring of kernel names), such kernels that use local memory count as failures; with
-    ``require`` ((name substring, PTX substring) pairs) such kernels whose PTX lacks the text;
-    ``report(name, ptx)`` sees every compiled kernel."""
+def compile_all(records, cc=(8, 0), forbid_local=None, require=(), ptxas=False, jobs=1):
+    """[(module, name, argument types, error or None, ptxas line or None)] for every record, in
+    order; with ``forbid_local`` (a substring of kernel names), such kernels that use local memory
+    count as failures; with ``require`` ((name substring, PTX substring) pairs) such kernels whose
+    PTX lacks the text; with ``ptxas``, each kernel's ``ptxas -v`` resources. ``jobs`` > 1 shares
+    the records among that many processes (each signature takes NVVM about a second)."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         raise RuntimeError("compile_ptx needs the real numba.cuda: unset NUMBA_ENABLE_CUDASIM")
+    options = (cc, forbid_local, tuple(require), ptxas)
+    jobs = max(1, min(jobs, len(records)))
+    if jobs == 1:
+        return _compile_serial(records, *options)
+    import concurrent.futures
+    import multiprocessing
+    # interleaved shares: the costly tiled kernels are recorded next to each other
+    shares = [records[i::jobs] for i in range(jobs)]
+    context = multiprocessing.get_context("spawn")    # no fork of a process that loaded LLVM
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        done = list(pool.map(_compile_serial, shares, *([option] * jobs for option in options)))
+    out = [None] * len(records)
+    for i, share in enumerate(done):
+        out[i::jobs] = share
+    return out
+
+
+def _compile_serial(records, cc, forbid_local, require, ptxas):
     from numba import cuda
 
     import minicnn.cuda_device  # noqa: F401 - applies the numpy row_stack shim first
@@ -88,11 +107,10 @@ def compile_all(records, cc=(8, 0), forbid_local=None, require=(), report=None):
             for name_part, ptx_part in require:
                 if name_part in qualname and ptx_part not in ptx:
                     error = f"its PTX has no {ptx_part!r}"
-            if report is not None:
-                report(qualname, ptx)
-            out.append((module_name, qualname, argtypes, error))
+            resources = (ptxas_report(ptx, cc) or "ptxas not found") if ptxas else None
+            out.append((module_name, qualname, argtypes, error, resources))
         except Exception as exc:   # report every failing kernel, not just the first
-            out.append((module_name, qualname, argtypes, f"{type(exc).__name__}: {exc}"))
+            out.append((module_name, qualname, argtypes, f"{type(exc).__name__}: {exc}", None))
     return out
 
 
@@ -145,6 +163,8 @@ def main(argv=None):
                         help="fail kernels whose name contains TEXT and whose PTX lacks PTX")
     parser.add_argument("--ptxas", action="store_true",
                         help="print ptxas -v's registers and spills of every kernel")
+    parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8),
+                        help="processes compiling at once (default: the CPU count, at most 8)")
     args = parser.parse_args(argv)
     cc = tuple(int(v) for v in args.cc.split("."))
     if not nvvm_available(cc):
@@ -153,14 +173,12 @@ def main(argv=None):
     with open(args.signatures) as f:
         records = [tuple(r) for r in json.load(f)]
     require = [tuple(item.split("=", 1)) for item in args.require_ptx]
-
-    def report(name, ptx):
-        print(f"{name}: {ptxas_report(ptx, cc) or 'ptxas not found'}")
-
-    results = compile_all(records, cc, args.forbid_local, require,
-                          report if args.ptxas else None)
+    results = compile_all(records, cc, args.forbid_local, require, args.ptxas, args.jobs)
+    if args.ptxas:
+        for _, qualname, _, _, resources in results:
+            print(f"{qualname}: {resources}")
     failed = [r for r in results if r[3] is not None]
-    for module_name, qualname, argtypes, error in failed:
+    for module_name, qualname, argtypes, error, _ in failed:
         print(f"FAILED {module_name}.{qualname}{tuple(tuple(t) for t in argtypes)}: {error}")
     print(f"compiled {len(results)} signatures, {len(failed)} failed")
     return 1 if failed else 0
