@@ -97,3 +97,20 @@ def test_cached_arrays_are_read_only():
     image, _ = ds[0]
     image += 1                                      # samples are copies: the cache is untouched
     assert ds[0][0].max() <= 1
+
+
+# -- minicnn.data.polygons: the unit polygons Shapes and the plugins' scene generators draw -------
+
+def test_unit_polygons_have_the_documented_geometry():
+    from minicnn.data.polygons import ngon, rect, star
+    tri = ngon(3)
+    np.testing.assert_allclose(np.hypot(*tri.T), 1.0)
+    np.testing.assert_allclose(tri[0], [0.0, -1.0], atol=1e-12)       # first vertex up (y down)
+    np.testing.assert_allclose(np.hypot(*ngon(6, radius=0.5).T), 0.5)
+    box = rect(0.5, 0.25)
+    np.testing.assert_array_equal(box, [[-0.5, -0.25], [0.5, -0.25], [0.5, 0.25], [-0.5, 0.25]])
+    turned = rect(0.5, 0.25, degrees=90)                               # a quarter turn
+    np.testing.assert_allclose(turned, [[0.25, -0.5], [0.25, 0.5], [-0.25, 0.5], [-0.25, -0.5]],
+                               atol=1e-12)
+    radii = np.hypot(*star(points=4, inner=0.3).T)
+    np.testing.assert_allclose(radii, [1.0, 0.3] * 4)

@@ -14,7 +14,6 @@ Everything is drawn at construction from one generator derived from ``seed`` (an
 same arguments give bit-identical arrays, and the last few datasets generated are cached in memory.
 """
 
-import math
 from collections import OrderedDict
 
 import numpy as np
@@ -22,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from . import seeding
 from .dataset import ArrayBacked
+from .polygons import ngon, rect, star
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring", "horizontal bar", "vertical bar",
            "diamond", "X", "star"]
@@ -31,37 +31,19 @@ _CACHE = OrderedDict()
 _CACHE_SIZE = 4
 
 
-def _ngon(n, radius=1.0, start=-90.0):
-    angles = np.deg2rad(start + 360.0 * np.arange(n) / n)
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-
-
-def _rect(half_w, half_h, degrees=0.0):
-    pts = np.array([[-half_w, -half_h], [half_w, -half_h], [half_w, half_h], [-half_w, half_h]])
-    t = math.radians(degrees)
-    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
-    return pts @ rot.T
-
-
-def _star(points=5, inner=0.42):
-    outer = _ngon(2 * points)
-    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return outer * radii[:, None]
-
-
 # Per class: (polygon in unit coordinates, y pointing down, fill 255 or 0), drawn in order.
 _BAR = 0.25
 _TEMPLATES = [
-    [(_ngon(32), 255)],                                            # circle
-    [(_rect(0.75, 0.75), 255)],                                    # square
-    [(_ngon(3), 255)],                                             # triangle (pointing up)
-    [(_rect(1.0, 0.22), 255), (_rect(0.22, 1.0), 255)],            # cross
-    [(_ngon(32), 255), (_ngon(32, 0.55), 0)],                      # ring
-    [(_rect(1.0, _BAR), 255)],                                     # horizontal bar
-    [(_rect(_BAR, 1.0), 255)],                                     # vertical bar
-    [(_ngon(4), 255)],                                             # diamond
-    [(_rect(1.0, 0.2, 45), 255), (_rect(1.0, 0.2, -45), 255)],     # X
-    [(_star(), 255)],                                              # star
+    [(ngon(32), 255)],                                         # circle
+    [(rect(0.75, 0.75), 255)],                                 # square
+    [(ngon(3), 255)],                                          # triangle (pointing up)
+    [(rect(1.0, 0.22), 255), (rect(0.22, 1.0), 255)],          # cross
+    [(ngon(32), 255), (ngon(32, 0.55), 0)],                    # ring
+    [(rect(1.0, _BAR), 255)],                                  # horizontal bar
+    [(rect(_BAR, 1.0), 255)],                                  # vertical bar
+    [(ngon(4), 255)],                                          # diamond
+    [(rect(1.0, 0.2, 45), 255), (rect(1.0, 0.2, -45), 255)],   # X
+    [(star(), 255)],                                           # star
 ]
 _BOUND = 1.07   # the largest template radius (the square's corners), keeps shapes inside the image
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from minicnn import DatasetNotFoundError, InputError
 from minicnn.data import Dataset
+from minicnn.data.polygons import ngon, rect, star
 from PIL import Image, ImageDraw
 
 SHAPE_CLASSES = ["__background__", "circle", "square", "triangle", "star", "cross", "ring"]
@@ -117,27 +118,13 @@ class RandomHorizontalFlip:
 
 # -- drawing --------------------------------------------------------------------------------------
 
-def _ngon(n, radius=1.0, start=-90.0):
-    angles = np.deg2rad(start + 360.0 * np.arange(n) / n)
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-
-
-def _rect(half_w, half_h):
-    return np.array([[-half_w, -half_h], [half_w, -half_h], [half_w, half_h], [-half_w, half_h]])
-
-
-def _star(points=5, inner=0.45):
-    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return _ngon(2 * points) * radii[:, None]
-
-
 _TEMPLATES = {
-    1: [(_ngon(48), 255)],                                     # circle
-    2: [(_rect(0.8, 0.8), 255)],                               # square
-    3: [(_ngon(3), 255)],                                      # triangle
-    4: [(_star(), 255)],                                       # star
-    5: [(_rect(1.0, 0.3), 255), (_rect(0.3, 1.0), 255)],       # cross
-    6: [(_ngon(48), 255), (_ngon(48, 0.5), 0)],                # ring
+    1: [(ngon(48), 255)],                                  # circle
+    2: [(rect(0.8, 0.8), 255)],                            # square
+    3: [(ngon(3), 255)],                                   # triangle
+    4: [(star(inner=0.45), 255)],                          # star
+    5: [(rect(1.0, 0.3), 255), (rect(0.3, 1.0), 255)],     # cross
+    6: [(ngon(48), 255), (ngon(48, 0.5), 0)],              # ring
 }
 
 

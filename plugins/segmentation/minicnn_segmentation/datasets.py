@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 from minicnn import InputError
 from minicnn.data import Dataset, Subset
+from minicnn.data.polygons import ngon, rect, star
 from PIL import Image, ImageDraw, ImageFilter
 
 IGNORE_INDEX = 255
@@ -115,29 +116,15 @@ class RandomHorizontalFlip:
 
 # -- the generated dataset ------------------------------------------------------------------------
 
-def _ngon(n, radius=1.0, start=-90.0):
-    angles = np.deg2rad(start + 360.0 * np.arange(n) / n)
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-
-
-def _rect(half_w, half_h):
-    return np.array([[-half_w, -half_h], [half_w, -half_h], [half_w, half_h], [-half_w, half_h]])
-
-
-def _star(points=5, inner=0.45):
-    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return _ngon(2 * points) * radii[:, None]
-
-
 # Per class (index into SHAPE_CLASSES): polygons in unit coordinates with their fill (255 paints
 # the shape, 0 cuts a hole), drawn in order.
 _TEMPLATES = {
-    1: [(_ngon(48), 255)],                                     # circle
-    2: [(_rect(0.75, 0.75), 255)],                             # square
-    3: [(_ngon(3), 255)],                                      # triangle
-    4: [(_star(), 255)],                                       # star
-    5: [(_rect(1.0, 0.3), 255), (_rect(0.3, 1.0), 255)],       # cross
-    6: [(_ngon(48), 255), (_ngon(48, 0.5), 0)],                # ring
+    1: [(ngon(48), 255)],                                  # circle
+    2: [(rect(0.75, 0.75), 255)],                          # square
+    3: [(ngon(3), 255)],                                   # triangle
+    4: [(star(inner=0.45), 255)],                          # star
+    5: [(rect(1.0, 0.3), 255), (rect(0.3, 1.0), 255)],     # cross
+    6: [(ngon(48), 255), (ngon(48, 0.5), 0)],              # ring
 }
 
 
