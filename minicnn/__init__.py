@@ -20,6 +20,7 @@ from .errors import (
 )
 from .graph import Model, Sequential
 from .io import load, read_metadata, save
+from .jit import cpu_threads
 from .kernel import Kernel
 from .layer import Layer, Loss, Module, Param
 from .random import manual_seed
@@ -31,7 +32,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Command", "ConfigError", "DataFormatError", "DatasetNotFoundError", "Input", "InputError",
     "Kernel", "KernelMissingError", "Layer", "Loss", "MinicnnError", "Model", "ModelFormatError",
-    "Module", "NonFiniteError", "Param", "PluginError", "Sequential", "ShapeError", "data",
+    "Module", "NonFiniteError", "Param", "PluginError", "Sequential", "ShapeError", "cpu_threads",
+    "data",
     "functional", "get_registry", "hookimpl", "io", "load", "manual_seed", "nn", "optim",
     "read_metadata", "save",
     "testing", "to_numpy", "zoo",

@@ -12,8 +12,10 @@
   must run single-threaded there, or the two thread pools fight (5 to 300x slow-downs were
   measured). ``limit_blas_threads`` pins SciPy's BLAS to one thread; numpy's own BLAS is left alone
   when it is a separate library, as it is in the PyPI wheels.
+* ``cpu_threads(n)`` runs a block with numba's kernels on ``n`` threads, then restores the setting.
 """
 
+import contextlib
 import os
 import threading
 
@@ -29,6 +31,25 @@ def cpu_kernel(fn=None, *, parallel=True):
         return numba.njit(cache=True, parallel=parallel, fastmath=set(FASTMATH), nogil=True,
                           error_model="numpy")(f)
     return wrap(fn) if fn is not None else wrap
+
+
+@contextlib.contextmanager
+def cpu_threads(num_threads):
+    """Run the block with numba's parallel kernels limited to ``num_threads`` threads (None:
+    leave the setting alone); the previous setting comes back after, on an error too.
+
+    On a shared or virtualised two-core machine one thread is often much faster: each parallel
+    kernel call waits for the second thread to wake up, which there can take milliseconds.
+    """
+    if num_threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 _blas_lock = threading.Lock()

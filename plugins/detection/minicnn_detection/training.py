@@ -11,31 +11,13 @@ and a cosine schedule stepped per batch, a tqdm bar, and VOC mAP@0.5 on a valida
 every epoch. :func:`evaluate_detector` gives VOC mAP@0.5 and COCO mAP@0.5:0.95.
 """
 
-import contextlib
 import time
 
 import numpy as np
-from minicnn import NonFiniteError, optim
+from minicnn import NonFiniteError, cpu_threads, optim
 from minicnn.data import DataLoader
 
 from .metrics import coco_evaluate, voc_evaluate
-
-
-@contextlib.contextmanager
-def cpu_threads(num_threads):
-    """Run the block with numba limited to ``num_threads`` threads (None: unchanged). On a busy
-    two-core machine one thread is often faster: each parallel kernel otherwise waits for the
-    second thread to be scheduled."""
-    if num_threads is None:
-        yield
-        return
-    import numba
-    previous = numba.get_num_threads()
-    numba.set_num_threads(int(num_threads))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def detect_all(detector, dataset, batch_size=16, score_thresh=None, num_threads=None):

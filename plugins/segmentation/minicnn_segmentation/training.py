@@ -10,11 +10,10 @@ validation by mean IoU after every epoch. One step is::
     optimizer.step(); scheduler.step()
 """
 
-import contextlib
 import time
 
 import numpy as np
-from minicnn import InputError, NonFiniteError, nn, optim
+from minicnn import InputError, NonFiniteError, cpu_threads, nn, optim
 from minicnn.data import DataLoader
 
 from .datasets import IGNORE_INDEX, as_mask_dataset
@@ -27,26 +26,6 @@ def make_loader(dataset, batch_size=16, shuffle=False, seed=0, prefetch=2, drop_
     (N, C, H, W), y int64 (N, H, W))``."""
     return DataLoader(as_mask_dataset(dataset), batch_size=batch_size, shuffle=shuffle, seed=seed,
                       prefetch=prefetch, drop_last=drop_last)
-
-
-@contextlib.contextmanager
-def cpu_threads(num_threads):
-    """Run the block with numba's parallel kernels limited to ``num_threads`` threads (None: leave
-    the setting alone); the previous setting is restored after.
-
-    On a shared or virtualised two-core machine, one thread is often much faster: each parallel
-    kernel call waits for the second thread to wake up, which there can take milliseconds.
-    """
-    if num_threads is None:
-        yield
-        return
-    import numba
-    previous = numba.get_num_threads()
-    numba.set_num_threads(int(num_threads))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def evaluate_segmentation(model, data, num_classes=None, batch_size=32,

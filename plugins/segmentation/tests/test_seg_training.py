@@ -10,7 +10,6 @@ from minicnn import NonFiniteError
 
 from minicnn_segmentation import (
     SegShapes,
-    cpu_threads,
     evaluate_segmentation,
     fcn8s,
     predict_masks,
@@ -57,23 +56,6 @@ def test_quick_unet_learns_shapes():
     history = train_segmentation(model, train, val, lr=5e-3, log=None, **QUICK)
     chance = _chance_miou(val.masks, 2)
     assert history[-1]["val_miou"] > chance + 0.15, [h["val_miou"] for h in history]
-
-
-def test_cpu_threads_is_scoped():
-    import numba
-    before = numba.get_num_threads()
-    with cpu_threads(None):
-        assert numba.get_num_threads() == before
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba has a single thread here (NUMBA_NUM_THREADS=1)")
-    other = 2 if before == 1 else 1
-    with cpu_threads(other):
-        assert numba.get_num_threads() == other
-    assert numba.get_num_threads() == before
-    with pytest.raises(RuntimeError, match="inside"), cpu_threads(other):
-        assert numba.get_num_threads() == other
-        raise RuntimeError("inside")
-    assert numba.get_num_threads() == before           # restored after an error too
 
 
 def test_divergence_is_reported():
