@@ -161,6 +161,22 @@ def test_split_reductions_match_the_cpu(monkeypatch, case_id):
     assert "split_sum_rows" in names, names
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_random_geometries_match_the_cpu(monkeypatch, seed):
+    """The random geometries of ``tests/test_conv_random_geometry.py`` that the tiled kernels take
+    (Conv1d, Conv2d, ConvTranspose2d without groups; strides, dilations, paddings), each with the
+    narrow tiles and the split reductions forced on or off at random."""
+    from .test_conv_random_geometry import _geometry
+    rng = np.random.default_rng(seed)
+    layer, size = _geometry(rng, dims=(1, 2), groups=(1,))
+    monkeypatch.setattr(tiled, "MIN_GRID", int(rng.choice([0, 1 << 40])))
+    monkeypatch.setattr(tiled, "SPLIT_K_GRID", int(rng.choice([0, 1 << 40])))
+    x = _x((int(rng.integers(1, 3)), layer.in_channels) + size, seed=seed)
+    names = _launched(lambda: testing.check_parity(layer, [x], device="cuda", atol=1e-5,
+                                                   rtol=1e-4))
+    assert _kinds(names) & {"forward", "backward_data", "backward_data_strided"}, names
+
+
 def test_split_reduction_arithmetic(monkeypatch):
     # 27 = 3 channels x 3 x 3 taps over chunks of at least 4, rounded to the slice (BK = 4)
     assert tiled.reduction_splits(5, 15, 27) == (1, 27)          # SPLIT_K_GRID 0: never
