@@ -248,6 +248,17 @@ def test_max_pool_first_maximum_wins_on_ties():
     assert gx.reshape(-1).tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
+def test_max_pool_windows_of_padding_only_give_minus_inf_and_no_gradient():
+    # width 1, dilation 2, padding 1: each window's two taps (columns -1 and 1) are both outside
+    from minicnn import to_numpy
+    layer = nn.MaxPool2d((1, 2), stride=(1, 2), padding=(0, 1), dilation=(1, 2)).to("cuda")
+    x = _x((1, 2, 3, 1))
+    y = to_numpy(layer(x))
+    assert y.shape == (1, 2, 3, 1) and np.isneginf(y).all()
+    gx = to_numpy(layer.backward(np.ones(y.shape, np.float32)))
+    np.testing.assert_array_equal(gx, np.zeros(x.shape, np.float32))
+
+
 def test_cuda_kernels_are_launched_over_several_blocks():
     assert cuda_device.THREADS_PER_BLOCK == 8 and cuda_device.MAX_BLOCKS == 4
 

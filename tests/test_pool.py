@@ -87,6 +87,22 @@ def test_max_pool_ties_first_maximum_wins_and_nan_propagates():
     np.testing.assert_array_equal(y, -5)   # padding never wins, it is -inf
 
 
+def test_max_pool_windows_of_padding_only_give_minus_inf_and_no_gradient():
+    """A window whose taps all fall in the padding (here width 1, dilation 2, padding 1: columns
+    -1 and 1) is -inf, a constant, so it passes no gradient. PyTorch 2.13 also gives -inf but
+    sends the gradient to an element outside the window; on the CPU that write can land outside
+    the input (found by comparing random geometries: its backward corrupted the heap)."""
+    pool = nn.MaxPool2d((1, 2), stride=(1, 2), padding=(0, 1), dilation=(1, 2))
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 1))
+    y = pool(x)
+    assert y.shape == (1, 2, 3, 1) and np.isneginf(y).all()
+    np.testing.assert_array_equal(pool.backward(np.ones(y.shape)), np.zeros(x.shape))
+    ceil = nn.MaxPool2d(2, stride=2, padding=1, dilation=2, ceil_mode=True)   # rows -1 and 1
+    y = ceil(np.ones((1, 1, 1, 4)))
+    assert np.isneginf(y).all()
+    np.testing.assert_array_equal(ceil.backward(np.ones(y.shape)), np.zeros((1, 1, 1, 4)))
+
+
 def test_max_pool_backward_is_deterministic_float64():
     pool = nn.MaxPool2d(3, stride=1, padding=1)
     x = np.random.default_rng(0).standard_normal((3, 4, 9, 9))

@@ -165,8 +165,10 @@ class MaxPool2d(_Pool2d):
 
     (N, C, H, W) -> (N, C, OH, OW) with the output size rule of the module docstring; ``stride``
     defaults to ``kernel_size``. On ties the first maximum in row-major window order wins (and gets
-    the whole gradient), as in PyTorch; a NaN in a window propagates. ``return_indices`` is accepted
-    for PyTorch's argument order but must stay False (the indices are kept internally for backward).
+    the whole gradient), as in PyTorch; a NaN in a window propagates. A window of padding only
+    (dilation can skip over the input) is -inf and passes no gradient (PyTorch sends it to some
+    element outside the window). ``return_indices`` is accepted for PyTorch's argument order but
+    must stay False (the indices are kept internally for backward).
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
