@@ -227,6 +227,22 @@ def flat(a):
 _ITSELF = object()   # flat()'s mark for a 1-D array
 
 
+def matrix(a):
+    """A C-contiguous device array (N, *, features) as a (rows, features) view, kept on the array
+    as ``flat`` keeps its view (Linear over inputs with more than two axes); 2-D arrays as they
+    are."""
+    if len(a.shape) == 2:
+        return a
+    cache = getattr(a, "__dict__", None)
+    view = cache.get("_minicnn_matrix") if cache is not None else None
+    if view is None:
+        cols = a.shape[len(a.shape) - 1]        # the simulator's shapes take no negative index
+        view = with_c_strides(a).reshape(a.size // cols, cols)
+        if cache is not None:
+            cache["_minicnn_matrix"] = view
+    return view
+
+
 def c_strides(shape, itemsize):
     strides, step = [], itemsize
     for n in reversed(shape):

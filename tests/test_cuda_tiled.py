@@ -246,6 +246,20 @@ def test_large_linear_layers_run_on_the_tiled_gemm(monkeypatch, bias):
     testing.gradcheck(nn.Linear(3, 2, bias=bias).to("cuda"), [_x((5, 3))])
 
 
+@pytest.mark.parametrize("tiled_gemm", [False, True])
+def test_linear_over_leading_axes_on_both_paths(monkeypatch, tiled_gemm):
+    """Linear on (N, *, in_features): the direct kernels and the tiled GEMM see (rows, features)
+    views; also with a fused ReLU (its output is viewed the same way)."""
+    from minicnn.layers import linear_cuda
+    monkeypatch.setattr(linear_cuda, "TILED_MACS", 1 if tiled_gemm else 1 << 40)
+    names = _launched(lambda: testing.check_parity(nn.Linear(6, 5), [_x((2, 3, 5, 6))],
+                                                   device="cuda", atol=1e-5, rtol=1e-4))
+    assert ("forward" in _kinds(names)) == tiled_gemm, names
+    fused = nn.Sequential(nn.Linear(6, 5), nn.ReLU())
+    testing.check_parity(fused, [_x((2, 7, 6), seed=1)], device="cuda", atol=1e-5, rtol=1e-4)
+    testing.gradcheck(nn.Linear(3, 2).to("cuda"), [_x((2, 2, 3), seed=2)])
+
+
 def test_weight_gradient_splits_its_reduction_including_empty_chunks():
     # reduction 2*5*5 = 50 positions, one 3 x 2 tile: 12 splits of 8 (rounded to BK), the last
     # five of them past the end

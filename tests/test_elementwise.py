@@ -47,6 +47,19 @@ def test_linear_reference_gradcheck_and_functional():
     assert no_bias.bias is None and [n for n, _ in no_bias.named_parameters()] == ["weight"]
 
 
+def test_linear_over_leading_axes_as_pytorch():
+    """(N, *, in_features) in, (N, *, out_features) out: each leading position is one row."""
+    minicnn.manual_seed(0)
+    layer = nn.Linear(4, 3)
+    x = testing.tie_free((2, 3, 5, 4), seed=4)
+    testing.check_forward(layer, [x], lambda m, xs: ref.linear(xs[0].reshape(-1, 4), m.weight.data,
+                                                               m.bias.data).reshape(2, 3, 5, 3))
+    testing.gradcheck(layer, [testing.tie_free((2, 3, 4), seed=5)])
+    testing.gradcheck(nn.Linear(4, 2, bias=False), [testing.tie_free((1, 2, 2, 4), seed=6)])
+    summary = layer.summary((3, 5, 4))
+    assert "(1, 3, 5, 3)" in str(summary) and summary.flops == 2 * 15 * 4 * 3
+
+
 def test_linear_init_bounds_follow_pytorch():
     minicnn.manual_seed(1)
     layer = nn.Linear(400, 50)
@@ -58,10 +71,12 @@ def test_linear_init_bounds_follow_pytorch():
 
 def test_linear_bad_input():
     layer = nn.Linear(5, 3)
-    with pytest.raises(ShapeError, match=r"Linear.*expected \(N, 5\), received \(2, 4\)"):
+    with pytest.raises(ShapeError, match=r"Linear.*expected \(N, \*, 5\), received \(2, 4\)"):
         layer(np.zeros((2, 4), np.float32))
-    with pytest.raises(ShapeError, match="Flatten"):
-        layer(np.zeros((2, 5, 1), np.float32))
+    with pytest.raises(ShapeError, match=r"Flatten.*expected \(N, \*, 5\), received \(2, 5, 1\)"):
+        layer(np.zeros((2, 5, 1), np.float32))    # an image batch needs a Flatten first
+    with pytest.raises(ShapeError, match=r"received \(5,\)"):
+        layer(np.zeros(5, np.float32))            # no batch axis
     with pytest.raises(InputError, match=r"expected float32 data, received dtype int64"):
         layer(np.zeros((2, 5), np.int64))
     with pytest.raises(InputError, match="expected float32 to match the parameters, received "

@@ -216,7 +216,7 @@ def test_nested_containers_run_and_name_their_nodes():
 
 def test_shape_errors_name_the_node():
     x = Input((4,))
-    with pytest.raises(ShapeError, match=r"node 'oops' \(Linear\).*expected \(N, 5\)"):
+    with pytest.raises(ShapeError, match=r"node 'oops' \(Linear\).*expected \(N, \*, 5\)"):
         nn.Linear(5, 2)(x, name="oops")
     model = nn.Sequential(nn.Linear(4, 3), nn.Linear(4, 2))
     with pytest.raises(ShapeError, match=r"node '1' \(Linear\).*received \(2, 3\)"):

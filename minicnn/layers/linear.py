@@ -11,7 +11,8 @@ from .checks import positive_int
 
 class Linear(Layer):
     """Fully connected layer, PyTorch's ``nn.Linear``: weight (out_features, in_features), bias
-    (out,).
+    (out,). Input (N, *, in_features), output (N, *, out_features): every leading position is a
+    row of one matrix product.
 
     Weights and bias start as U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
     """
@@ -26,17 +27,23 @@ class Linear(Layer):
 
     def infer_shapes(self, in_shapes):
         shape = in_shapes[0]
-        if len(shape) != 2 or shape[1] != self.in_features:
-            raise ShapeError("input must be (N, in_features); use Flatten before Linear",
-                             expected=f"(N, {self.in_features})", received=tuple(shape))
-        return [(shape[0], self.out_features)]
+        if len(shape) < 2 or shape[-1] != self.in_features:
+            raise ShapeError("input must be (N, *, in_features) (Flatten before Linear takes an "
+                             "image batch to (N, C*H*W))",
+                             expected=f"(N, *, {self.in_features})", received=tuple(shape))
+        return [tuple(shape[:-1]) + (self.out_features,)]
 
     def flops(self, in_shapes, out_shapes):
-        return 2 * in_shapes[0][0] * self.in_features * self.out_features
+        return 2 * rows(in_shapes[0]) * self.in_features * self.out_features
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+def rows(shape):
+    """The matrix rows of a Linear input or output shape: the product of its leading axes."""
+    return math.prod(shape[:-1])
 
 
 @hookimpl

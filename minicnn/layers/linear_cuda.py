@@ -8,14 +8,16 @@ in a fixed order by one thread (no atomics): bit-identical from run to run. Sums
 dtype (a typed zero starts them). The tiled path runs when the layer has at least
 ``TILED_MACS`` multiply-adds and ``conv_tiled_cuda.MIN_CHANNELS`` rows in the GEMM's output
 (its weight gradient splits the batch reduction into chunks: the ``gw_part`` workspace).
-Both forward paths can apply a fused activation as they store (``forward_fused``).
+Both forward paths can apply a fused activation as they store (``forward_fused``). Inputs
+(N, *, in_features) reach the kernels as (rows, in_features) views (``cuda_device.matrix``).
 """
 
-from ..cuda_device import cuda, flat, launch, zero_of
+from ..cuda_device import cuda, flat, launch, matrix, zero_of
 from ..kernel import Kernel
 from ..registry import hookimpl
 from . import conv_tiled_cuda as tiled
 from .activation_cuda import NO_EPILOGUE, activate, epilogue_args
+from .linear import rows
 
 TILED_MACS = 1 << 22      # N * in * out multiply-adds from which the tiled GEMM runs
 
@@ -84,7 +86,7 @@ class LinearCUDA(Kernel):
     layer, device = "Linear", "cuda"
 
     def workspace(self, layer, in_shapes, out_shapes, dtype):
-        n, k, m = in_shapes[0][0], layer.in_features, layer.out_features
+        n, k, m = rows(in_shapes[0]), layer.in_features, layer.out_features
         if _tiled(n, k, m) and _splits(n, k, m) > 1:
             return {"gw_part": ((_splits(n, k, m) * k * m,), dtype)}
         return {}
@@ -93,22 +95,23 @@ class LinearCUDA(Kernel):
         self.forward_fused(layer, xs, ys, ws, None, None)
 
     def forward_fused(self, layer, xs, ys, ws, act, out):
-        w = layer.weight.data
-        n, k, m = xs[0].shape[0], layer.in_features, layer.out_features
+        # inputs (N, *, in_features): the kernels see (rows, features) matrices
+        w, x, y = layer.weight.data, matrix(xs[0]), matrix(ys[0])
+        n, k, m = x.shape[0], layer.in_features, layer.out_features
         if _tiled(n, k, m):
             b = flat(layer.bias.data) if layer.bias is not None else flat(w)
-            tiled.forward(flat(xs[0]), flat(w), b, flat(ys[0]), tiled.gemm_values(n, k, m),
+            tiled.forward(flat(x), flat(w), b, flat(y), tiled.gemm_values(n, k, m),
                           layer.bias is not None, act, None if out is None else flat(out))
             return
         b = layer.bias.data if layer.bias is not None else w[0]
         op, alpha = epilogue_args(act)
-        launch(linear_forward, ys[0].size, xs[0], w, b, ys[0], layer.bias is not None,
-               zero_of(w.dtype), op, alpha, out if out is not None else ys[0])
+        launch(linear_forward, y.size, x, w, b, y, layer.bias is not None,
+               zero_of(w.dtype), op, alpha, matrix(out) if out is not None else y)
 
     def backward(self, layer, xs, ys, gys, gxs, ws, grads):
-        gy = gys[0]
+        gy, x = matrix(gys[0]), matrix(xs[0])
         zero = zero_of(gy.dtype)
-        n, k, m = xs[0].shape[0], layer.in_features, layer.out_features
+        n, k, m = x.shape[0], layer.in_features, layer.out_features
         big = _tiled(n, k, m)
         values = tiled.gemm_values(n, k, m)
         gw = grads.get("weight")
@@ -116,7 +119,8 @@ class LinearCUDA(Kernel):
             if big:
                 tiled.backward_data(flat(gy), flat(layer.weight.data), flat(gxs[0]), values)
             else:
-                launch(linear_backward_input, gxs[0].size, gy, layer.weight.data, gxs[0], zero)
+                launch(linear_backward_input, gxs[0].size, gy, layer.weight.data,
+                       matrix(gxs[0]), zero)
         gb = grads.get("bias")
         if gw is not None:
             splits = _splits(n, k, m) if big else 0
@@ -124,12 +128,12 @@ class LinearCUDA(Kernel):
             if splits > 1 and (part is None or part.size != splits * gw.size):
                 splits = 0            # planned with other settings: the direct kernel
             if splits:
-                tiled.backward_weight(flat(xs[0]), flat(gy), flat(gw),
+                tiled.backward_weight(flat(x), flat(gy), flat(gw),
                                       part if splits > 1 else gw, values, splits)
                 gw = None
         if gw is not None or gb is not None:      # the direct kernels, one launch for both
             size = (gw.size if gw is not None else 0) + (gb.size if gb is not None else 0)
-            launch(linear_backward_params, size, xs[0], gy,
+            launch(linear_backward_params, size, x, gy,
                    gw if gw is not None else layer.weight.data,
                    gb if gb is not None else gy[0], gw is not None, gb is not None, zero)
 
