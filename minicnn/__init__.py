@@ -33,8 +33,6 @@ __all__ = [
     "Command", "ConfigError", "DataFormatError", "DatasetNotFoundError", "Input", "InputError",
     "Kernel", "KernelMissingError", "Layer", "Loss", "MinicnnError", "Model", "ModelFormatError",
     "Module", "NonFiniteError", "Param", "PluginError", "Sequential", "ShapeError", "cpu_threads",
-    "data",
-    "functional", "get_registry", "hookimpl", "io", "load", "manual_seed", "nn", "optim",
-    "read_metadata", "save",
-    "testing", "to_numpy", "zoo",
+    "data", "functional", "get_registry", "hookimpl", "io", "load", "manual_seed", "nn", "optim",
+    "read_metadata", "save", "testing", "to_numpy", "zoo",
 ]
