@@ -1,12 +1,14 @@
 """Differential testing against PyTorch: random layer configurations and inputs, run by minicnn on
-the CPU in float64 and by PyTorch; the same errors, outputs and input (and parameter) gradients.
+the CPU in float64 and by PyTorch; the same errors, outputs and input (and parameter) gradients;
+also optimiser steps and learning-rate schedules.
 
-    python scripts/differential_torch.py [--families conv pool loss layer] [--seconds 60]
-        [--seed 0]
+    python scripts/differential_torch.py [--families conv pool loss layer batchnorm optim
+        schedule] [--seconds 60] [--seed 0]
 
 PyTorch is an optional dependency of this script only. Each family draws configurations the way a
 user might write them (strides, dilations, paddings, groups, ceil_mode, ignore_index, label
-smoothing, running statistics over several steps...), including ones both sides must refuse.
+smoothing, running statistics over several steps, momentum and Nesterov, AMSGrad, warm-up then
+cosine, plateaus...), including ones both sides must refuse.
 Prints every mismatch and a count per family; exit status 1 on a mismatch.
 
 Known, deliberate differences (not drawn):
@@ -200,8 +202,99 @@ def batchnorm_case(rng, nn, tnn, torch):
     return mine, theirs, [rng.standard_normal(shape) * 3 + 1 for _ in range(3)], None
 
 
+# -- optimisers and schedules: their own comparisons -------------------------------------------
+
+def optimizer_check(rng, minicnn, torch):
+    """A few steps of SGD, Adam or AdamW with random options on random gradients: the same
+    parameters after every step."""
+    kind = str(rng.choice(["SGD", "Adam", "AdamW"]))
+    shapes = [_sizes(rng, 1, 4, int(rng.integers(1, 3))) for _ in range(int(rng.integers(1, 4)))]
+    options = dict(lr=float(rng.choice([0.001, 0.01, 0.1, 0.5])),
+                   weight_decay=float(rng.choice([0.0, 0.0, 1e-4, 0.1])),
+                   maximize=bool(rng.random() < 0.2))
+    if kind == "SGD":
+        options.update(momentum=float(rng.choice([0.0, 0.5, 0.9])),
+                       dampening=float(rng.choice([0.0, 0.0, 0.3])))
+        options["nesterov"] = bool(rng.random() < 0.4 and options["momentum"] > 0
+                                   and options["dampening"] == 0)
+    else:
+        options.update(betas=(float(rng.choice([0.8, 0.9])), float(rng.choice([0.99, 0.999]))),
+                       eps=float(rng.choice([1e-8, 1e-3])), amsgrad=bool(rng.random() < 0.4))
+    start = [rng.standard_normal(shape) for shape in shapes]
+    mine = [minicnn.Param(a.copy()) for a in start]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in start]
+    mine_opt = getattr(minicnn.optim, kind)(mine, **options)
+    their_opt = getattr(torch.optim, kind)(theirs, **options)
+    for step in range(int(rng.integers(1, 8))):
+        for p, t in zip(mine, theirs, strict=True):
+            g = rng.standard_normal(p.data.shape)
+            p.grad, t.grad = g.copy(), torch.tensor(g)
+        mine_opt.step()
+        their_opt.step()
+        for i, (p, t) in enumerate(zip(mine, theirs, strict=True)):
+            _close(f"{kind}({options}) parameter {i} after step {step + 1}", p.data,
+                   t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    return True
+
+
+def _schedule(library, kind, optimizer, a):
+    lib = library.optim if hasattr(library, "Param") else library.optim.lr_scheduler
+    if kind == "StepLR":
+        return lib.StepLR(optimizer, a["step_size"], gamma=a["gamma"])
+    if kind == "MultiStepLR":
+        return lib.MultiStepLR(optimizer, a["milestones"], gamma=a["gamma"])
+    if kind == "ExponentialLR":
+        return lib.ExponentialLR(optimizer, a["gamma"])
+    if kind == "LinearLR":
+        return lib.LinearLR(optimizer, a["start_factor"], a["end_factor"], a["total_iters"])
+    if kind == "CosineAnnealingLR":
+        return lib.CosineAnnealingLR(optimizer, a["T_max"], eta_min=a["eta_min"])
+    if kind == "SequentialLR":
+        warm = lib.LinearLR(optimizer, a["start_factor"], 1.0, a["total_iters"])
+        cosine = lib.CosineAnnealingLR(optimizer, a["T_max"], eta_min=a["eta_min"])
+        return lib.SequentialLR(optimizer, [warm, cosine], milestones=[a["total_iters"]])
+    return lib.ReduceLROnPlateau(optimizer, mode=a["mode"], factor=a["gamma"],
+                                 patience=a["patience"], threshold=a["threshold"],
+                                 threshold_mode=a["threshold_mode"], cooldown=a["cooldown"],
+                                 min_lr=a["min_lr"])
+
+
+def schedule_check(rng, minicnn, torch):
+    """30 epochs of a random learning-rate schedule (ReduceLROnPlateau on a random metric): the
+    same rate after every step."""
+    kind = str(rng.choice(["StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",
+                           "CosineAnnealingLR", "SequentialLR", "ReduceLROnPlateau"]))
+    a = dict(step_size=int(rng.integers(1, 5)), gamma=float(rng.choice([0.1, 0.5, 0.9])),
+             milestones=sorted({int(v) for v in rng.integers(1, 15, 3)}),
+             start_factor=float(rng.choice([0.1, 0.5, 1.0])),
+             end_factor=float(rng.choice([0.2, 1.0])),
+             total_iters=int(rng.integers(1, 8)), T_max=int(rng.integers(1, 10)),
+             eta_min=float(rng.choice([0.0, 0.001])), mode=str(rng.choice(["min", "max"])),
+             patience=int(rng.integers(0, 4)), threshold=float(rng.choice([1e-4, 0.1])),
+             threshold_mode=str(rng.choice(["rel", "abs"])), cooldown=int(rng.integers(0, 3)),
+             min_lr=float(rng.choice([0.0, 0.01])))
+    lr = float(rng.choice([0.1, 1.0]))
+    mine_opt = minicnn.optim.SGD([minicnn.Param(np.zeros(2))], lr=lr, momentum=0.9)
+    their_opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=lr, momentum=0.9)
+    mine, theirs = _schedule(minicnn, kind, mine_opt, a), _schedule(torch, kind, their_opt, a)
+    for epoch in range(30):
+        mine_opt.step()
+        their_opt.step()
+        if kind == "ReduceLROnPlateau":
+            metric = float(rng.choice([1.0, 0.9, 0.95, 1.1, rng.random()]))
+            mine.step(metric)
+            theirs.step(metric)
+        else:
+            mine.step()
+            theirs.step()
+        _close(f"{kind} rate after epoch {epoch + 1}", mine_opt.param_groups[0]["lr"],
+               their_opt.param_groups[0]["lr"], rtol=1e-10, atol=1e-14)
+    return True
+
+
 FAMILIES = {"conv": conv_case, "pool": pool_case, "loss": loss_case, "layer": layer_case,
-            "batchnorm": batchnorm_case}
+            "batchnorm": batchnorm_case, "optim": optimizer_check, "schedule": schedule_check}
+CHECKS = ("optim", "schedule")     # families that compare on their own (not layer cases)
 
 
 # -- running one case ------------------------------------------------------------------------------
@@ -243,6 +336,9 @@ def run_step(mine, theirs, x, target, rng, torch):
 
 
 def run_case(family, rng, nn, tnn, torch):
+    if family in CHECKS:
+        import minicnn
+        return FAMILIES[family](rng, minicnn, torch)
     mine, theirs, x, target = FAMILIES[family](rng, nn, tnn, torch)
     shape = np.shape(x[0] if family == "batchnorm" else x)
     try:
