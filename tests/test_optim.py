@@ -385,6 +385,27 @@ def test_lbfgs_first_iteration_is_a_scaled_gradient_step():
     assert calls[0] == 5
 
 
+@pytest.mark.parametrize("max_eval, calls", [(1, 2), (3, 4), (5, 6), (40, 7)])
+def test_lbfgs_line_search_keeps_within_max_eval(max_eval, calls):
+    """The strong-Wolfe search gets the evaluations left of ``max_eval`` (PyTorch since its
+    #135026; the counts are PyTorch 2.13's). The first step is far too short here (the minimum
+    is at 1e6, the first trial at 1), so the search extrapolates tenfold six times when nothing
+    bounds it; bounded, it stops after its first trial plus ``max_eval - 1`` more."""
+    p = Param(np.zeros(1))
+    count = [0]
+
+    def closure():
+        count[0] += 1
+        p.grad = p.data - 1e6
+        return float(0.5 * (p.data[0] - 1e6) ** 2)
+
+    opt = optim.LBFGS([p], lr=1.0, max_iter=1, max_eval=max_eval, line_search_fn="strong_wolfe")
+    opt.step(closure)
+    assert count[0] == calls and opt.state[p]["func_evals"] == calls
+    # the last trial (1, 10, 100... from the first, after the step's first evaluation at 0)
+    assert p.data[0] == pytest.approx(10.0 ** (calls - 2), rel=1e-12)
+
+
 def test_lbfgs_stops_when_already_optimal_and_skips_frozen():
     p = Param(np.zeros(3))
     frozen = Param(np.array([4.0]), requires_grad=False)

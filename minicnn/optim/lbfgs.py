@@ -115,7 +115,9 @@ def _strong_wolfe(ops, obj_func, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_cha
 class LBFGS(Optimizer):
     """``LBFGS(params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
     history_size=100, line_search_fn=None)``; ``line_search_fn`` is None (fixed step ``lr``) or
-    ``"strong_wolfe"``. One parameter group only. ``max_eval`` defaults to ``max_iter * 5 // 4``.
+    ``"strong_wolfe"``. One parameter group only. ``max_eval`` defaults to ``max_iter * 5 // 4``;
+    the line search gets the evaluations left of it, as in PyTorch 2.6 and later (a step then
+    evaluates at most ``max_eval + 1`` times).
 
     Frozen parameters (``requires_grad=False``) are left out of the flat vector. The history costs
     ``2 * history_size`` vectors of the parameters' total size.
@@ -255,8 +257,10 @@ class LBFGS(Optimizer):
                         ops.assign_(p.data, x0)
                     return value, grad
 
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(ops, obj_func, t, d, loss,
-                                                                  flat_grad, gtd)
+                # the search gets the evaluations left of max_eval (PyTorch since #135026;
+                # before, 25 whatever max_eval said)
+                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
+                    ops, obj_func, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals)
                 self._add_to_params(ops, params, t, d)
                 opt_cond = ops.abs_max(flat_grad) <= tolerance_grad
             else:
