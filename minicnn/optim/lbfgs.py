@@ -116,8 +116,8 @@ class LBFGS(Optimizer):
     """``LBFGS(params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
     history_size=100, line_search_fn=None)``; ``line_search_fn`` is None (fixed step ``lr``) or
     ``"strong_wolfe"``. One parameter group only. ``max_eval`` defaults to ``max_iter * 5 // 4``;
-    the line search gets the evaluations left of it, as in PyTorch 2.6 and later (a step then
-    evaluates at most ``max_eval + 1`` times).
+    the line search gets the evaluations left of it, as PyTorch's does since its pull request
+    #135026 (2.13 checked here): a step evaluates at most ``max_eval + 1`` times.
 
     Frozen parameters (``requires_grad=False``) are left out of the flat vector. The history costs
     ``2 * history_size`` vectors of the parameters' total size.
