@@ -327,19 +327,19 @@ def run_step(mine, theirs, x, target, rng, torch):
         gx = mine.backward()
         want.backward()
     _close("input gradient", gx, xt.grad.numpy())
+    their_params = dict(theirs.named_parameters())
     for name, param in mine.named_parameters():
-        theirs_param = dict(theirs.named_parameters())[name]
+        theirs_param = their_params[name]
         if param.grad is not None and theirs_param.grad is not None:
             _close(f"gradient of {name!r}", param.grad, theirs_param.grad.numpy())
             theirs_param.grad = None
     return True
 
 
-def run_case(family, rng, nn, tnn, torch):
+def run_case(family, rng, minicnn, tnn, torch):
     if family in CHECKS:
-        import minicnn
         return FAMILIES[family](rng, minicnn, torch)
-    mine, theirs, x, target = FAMILIES[family](rng, nn, tnn, torch)
+    mine, theirs, x, target = FAMILIES[family](rng, minicnn.nn, tnn, torch)
     shape = np.shape(x[0] if family == "batchnorm" else x)
     try:
         return _compare(family, mine, theirs, x, target, rng, torch)
@@ -372,7 +372,7 @@ def main(argv=None):
     import torch
     from torch import nn as tnn
 
-    from minicnn import nn
+    import minicnn
     torch.set_num_threads(1)
     failures = 0
     for family in args.families:
@@ -381,7 +381,7 @@ def main(argv=None):
         deadline = time.perf_counter() + args.seconds
         while time.perf_counter() < deadline:
             try:
-                ran = run_case(family, rng, nn, tnn, torch)
+                ran = run_case(family, rng, minicnn, tnn, torch)
                 counts["compared" if ran else "refused by both"] += 1
             except Mismatch as exc:
                 counts["mismatches"] += 1

@@ -282,14 +282,12 @@ def split_workspace(values):
     """Elements of the partial sums the forward and the input gradient need when they split
     their reduction (one buffer serves both: they never run at once); 0 when neither does."""
     size = 0
-    if use_forward(values):
-        rows, cols, reduction = forward_gemm(values)
-        splits = reduction_splits(rows, cols, reduction)[0]
-        size = splits * rows * cols if splits > 1 else 0
-    if use_backward_data(values):
-        rows, cols, reduction = backward_data_gemm(values)
-        splits = reduction_splits(rows, cols, reduction)[0]
-        size = max(size, splits * rows * cols if splits > 1 else 0)
+    for takes, gemm in ((use_forward, forward_gemm), (use_backward_data, backward_data_gemm)):
+        if takes(values):
+            rows, cols, reduction = gemm(values)
+            splits = reduction_splits(rows, cols, reduction)[0]
+            if splits > 1:
+                size = max(size, splits * rows * cols)
     return size
 
 
