@@ -418,7 +418,8 @@ class Module:
         """Back-propagate from the last call: fill every trainable Param.grad, return input
         gradients.
 
-        ``grad_output`` is the gradient of the output (a list for several outputs). With
+        ``grad_output`` is the gradient of the output (a list for several outputs). An input with
+        no path to the outputs gets None, as its ``.grad`` stays None in PyTorch. With
         ``input_grad=False`` the gradient with respect to the inputs is not computed and None is
         returned.
         """

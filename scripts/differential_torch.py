@@ -3,13 +3,15 @@ the CPU in float64 and by PyTorch; the same errors, outputs and input (and param
 also optimiser steps and learning-rate schedules.
 
     python scripts/differential_torch.py [--families conv pool loss layer batchnorm optim
-        schedule] [--seconds 60] [--seed 0]
+        schedule graph] [--seconds 60] [--seed 0]
 
 PyTorch is an optional dependency of this script only. Each family draws configurations the way a
 user might write them (strides, dilations, paddings, groups, ceil_mode, ignore_index, label
 smoothing, running statistics over several steps, momentum and Nesterov, AMSGrad, warm-up then
 cosine, plateaus...), including ones both sides must refuse.
-Prints every mismatch and a count per family; exit status 1 on a mismatch.
+The ``graph`` family (``differential_graph.py``) draws whole random DAGs for the graph executor:
+fan-out, shared weights, Add and Concat of one value with itself, several outputs, frozen modules,
+taps. Prints every mismatch and a count per family; exit status 1 on a mismatch.
 
 Known, deliberate differences (not drawn):
 
@@ -33,18 +35,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-class Mismatch(Exception):
-    pass
-
-
-def _close(what, got, want, rtol=1e-8, atol=1e-10):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        raise Mismatch(f"{what}: shape {got.shape}, PyTorch {want.shape}")
-    if not np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
-        raise Mismatch(f"{what}: max difference {np.nanmax(np.abs(got - want)):.3g}")
+from differential_common import Mismatch, _close  # noqa: E402 - after the path is set
+from differential_graph import graph_check  # noqa: E402
 
 
 def _sizes(rng, low, high, count):
@@ -293,8 +287,9 @@ def schedule_check(rng, minicnn, torch):
 
 
 FAMILIES = {"conv": conv_case, "pool": pool_case, "loss": loss_case, "layer": layer_case,
-            "batchnorm": batchnorm_case, "optim": optimizer_check, "schedule": schedule_check}
-CHECKS = ("optim", "schedule")     # families that compare on their own (not layer cases)
+            "batchnorm": batchnorm_case, "optim": optimizer_check, "schedule": schedule_check,
+            "graph": graph_check}
+CHECKS = ("optim", "schedule", "graph")     # families that compare on their own (not layer cases)
 
 
 # -- running one case ------------------------------------------------------------------------------
