@@ -62,6 +62,9 @@ def test_meta_names(tmp_path):
     (tmp_path / "batches.meta.txt").write_text("a\nb\n")
     with pytest.raises(DataFormatError, match=r"batches\.meta\.txt.*10 class names"):
         CIFAR10(tmp_path)
+    (tmp_path / "batches.meta.txt").write_text("cat\n" * 10)
+    with pytest.raises(DataFormatError, match=r"all different, found 10 \(1 different\)"):
+        CIFAR10(tmp_path)
 
 
 def test_missing_files_named(tmp_path):

@@ -46,6 +46,18 @@ def test_array_dataset_validation():
         ds[1.5]
 
 
+@pytest.mark.parametrize("result,received", [(None, "dtype object, shape ()"),
+                                             ("ab", "dtype <U2, shape ()"),
+                                             (np.float32(1), "dtype float32, shape ()")])
+def test_a_transform_that_returns_no_image_is_named(result, received):
+    x, y = _arrays()
+    ds = ArrayDataset(x, y, transform=lambda image, rng: result)
+    with pytest.raises(minicnn.InputError, match=r"ArrayDataset: sample 0 .*not an image array of "
+                                                 r"numbers \(it has " + received.replace("(", r"\(")
+                                                 .replace(")", r"\)")):
+        ds.get_batch([0, 1])
+
+
 def test_transform_gets_a_reproducible_generator():
     x, y = _arrays()
     seen = []

@@ -76,8 +76,19 @@ def test_errors(tmp_path):
         ds[0]
     with pytest.raises(ValueError, match="mode"):
         ImageFolder(tmp_path, mode="P")
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match=r"ImageFolder: size .*got -1"):
         ImageFolder(tmp_path, size=-1)
+    with pytest.raises(ValueError, match=r"ImageFolder: max_pixels"):
+        ImageFolder(tmp_path, max_pixels="many")
+    with pytest.raises(TypeError, match=r"ImageFolder: extensions"):
+        ImageFolder(tmp_path, extensions=None)
+
+
+def test_one_extension_as_a_string(tmp_path):
+    (tmp_path / "c").mkdir()
+    Image.new("L", (2, 2)).save(tmp_path / "c" / "a.png")
+    Image.new("L", (2, 2)).save(tmp_path / "c" / "notes.log", format="PNG")   # ends in "g"
+    assert [p.name for p, _ in ImageFolder(tmp_path, extensions=".png").samples] == ["a.png"]
 
 
 def test_bomb_and_truncated_jpeg_in_a_folder(tmp_path):

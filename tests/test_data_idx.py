@@ -192,6 +192,12 @@ def test_mnist_rejects_inconsistent_files(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((3, 4), dtype=np.uint8))
     with pytest.raises(DataFormatError, match=r"train-images.*3 dimensions"):
         MNIST(tmp_path)
+    _write_mnist(tmp_path, "train", n=2, rows=5)
+    with pytest.raises(DataFormatError, match=r"N x 28 x 28.*shape \(2, 5, 5\)"):
+        MNIST(tmp_path)
+    _write_mnist(tmp_path, "train", n=0)
+    with pytest.raises(DataFormatError, match=r"N > 0.*shape \(0, 28, 28\)"):
+        MNIST(tmp_path)
 
 
 def test_real_mnist_test_set(shared_data):

@@ -96,6 +96,22 @@ def test_sixteen_bit_scaled(tmp_path):
     assert load_image(path, mode="RGB").shape == (3, 3, 4)
 
 
+def test_sixteen_bit_transparent_gray_level(tmp_path):
+    a = np.array([[0, 65535], [0, 32768]], "<u2")
+    path = _save(tmp_path, Image.fromarray(a), "key.png", transparency=0)
+    assert Image.open(path).info["transparency"] == 0
+    rgba = load_image(path, mode="RGBA")
+    np.testing.assert_array_equal(rgba[3], [[0, 1], [0, 1]])
+    np.testing.assert_array_equal(load_image(path, mode="L")[0][:, 0], [1, 1])   # on white
+
+
+def test_float_image_with_nan_refused(tmp_path):
+    path = tmp_path / "nan.tif"
+    Image.fromarray(np.array([[np.nan, 0.5]], np.float32), "F").save(path)
+    with pytest.raises(DataFormatError, match=r"nan\.tif: float image with 1 NaN pixel"):
+        load_image(path, mode="L")
+
+
 def test_bilevel_int_float_and_cmyk(tmp_path):
     bits = np.array([[True, False], [False, True]])
     out = load_image(_save(tmp_path, Image.fromarray(bits), "b.png"), mode="L")
@@ -153,6 +169,9 @@ def test_pixel_limit_parameter(tmp_path):
     with pytest.raises(DataFormatError, match=r"small\.png.*64x64"):
         load_image(path, max_pixels=1000)
     assert load_image(path, max_pixels=4096).shape == (3, 64, 64)
+    for bad in ("x", 0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"load_image: max_pixels must be a positive int"):
+            load_image(path, max_pixels=bad)
 
 
 def test_truncated_jpeg(tmp_path):

@@ -263,7 +263,81 @@ def test_input_untouched_and_checked():
     (lambda: T.Normalize([0, 0, 0], [1, 1]), r"Normalize: mean"),
     (lambda: T.Resize((2, -1)), r"Resize: size"),
     (lambda: T.Compose([3]), r"Compose"),
+    (lambda: T.Compose(None), r"Compose: transforms must be a list"),
+    # beyond what numpy and float32 can hold: refused when built, not when applied
+    (lambda: T.RandomHorizontalFlip(p=10**400), r"RandomHorizontalFlip: p .*float32"),
+    (lambda: T.RandomRotation(1e308), r"RandomRotation: degrees"),
+    (lambda: T.RandomTranslate(2, 2, fill=1e39), r"RandomTranslate: fill"),
+    (lambda: T.ColorJitter(contrast=1e39), r"ColorJitter: contrast"),
+    (lambda: T.RandomTranslate(2**63, 0), r"RandomTranslate: max_dx must be an int in"),
+    (lambda: T.RandomCrop(2, padding=10**20), r"RandomCrop: padding"),
+    (lambda: T.RandomAffine(scale=(1e-320, 1e-320)), r"RandomAffine: scale must be at least"),
+    (lambda: T.Resize(10**5), r"Resize: size .* pixels"),
+    (lambda: T.RandomCrop((10**5, 10**5)), r"RandomCrop: size .* pixels"),
+    (lambda: T.Normalize(0, 1e-40), r"Normalize: std must be at least"),
+    (lambda: T.Normalize("a", 1), r"Normalize: mean"),
+    (lambda: T.Normalize([], 1), r"Normalize: mean .*non-empty"),
+    (lambda: T.Normalize(True, 1), r"Normalize: mean"),
+    # an array where a name or a count goes: no "truth value is ambiguous"
+    (lambda: T.RandomRotation(30, interpolation=np.array([1, 2])), r"interpolation"),
+    (lambda: T.Grayscale(np.array([1, 3])), r"Grayscale: num_output_channels"),
+    (lambda: T.RandomCrop(3, padding_mode=np.array(["edge"])), r"RandomCrop: padding_mode"),
 ])
 def test_argument_validation(make, match):
     with pytest.raises(ConfigError, match=match):
         make()
+
+
+@pytest.mark.parametrize("image,match", [
+    (np.zeros((3, 0, 5), np.float32), r"non-empty CHW image, got shape \(3, 0, 5\)"),
+    (np.zeros((0, 4, 4), np.float32), r"non-empty"),
+    (np.full((3, 2, 2), "a"), r"image of numbers.*<U1"),
+    (np.full((3, 2, 2), None, object), r"image of numbers.*object"),
+    (np.full((3, 2, 2), 1j), r"image of numbers.*complex"),
+    (np.full((3, 2, 2), 1e300), r"beyond float32's range"),
+])
+def test_every_transform_refuses_images_it_cannot_take(image, match):
+    for t in (T.RandomHorizontalFlip(), T.RandomVerticalFlip(), T.RandomCrop(1, padding=1),
+              T.RandomCrop(1, padding=2, padding_mode="reflect"), T.RandomTranslate(1, 1),
+              T.RandomRotation(30), T.RandomAffine(10), T.Grayscale(), T.ColorJitter(0.5),
+              T.Normalize(0, 1), T.Resize(4), T.Resize((4, 4))):
+        with pytest.raises(InputError, match=type(t).__name__ + ": .*" + match):
+            t(image, _rng())
+
+
+def test_integer_and_bool_images_are_taken_as_float32():
+    img = np.arange(12, dtype=np.int64).reshape(1, 3, 4)
+    out = T.RandomHorizontalFlip(1.0)(img, _rng())
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, img[:, :, ::-1].astype(np.float32))
+    assert T.Grayscale()(np.ones((1, 2, 2), bool)).sum() == 4
+
+
+def test_padding_that_would_build_a_huge_image_is_refused_before_allocating():
+    crop = T.RandomCrop(2, padding=10**6, padding_mode="edge")
+    with pytest.raises(InputError, match=r"RandomCrop: padding .* 2000005x2000006 image"):
+        crop(_image(c=1, h=5, w=6), _rng())
+    constant = T.RandomCrop(2, padding=10**6)         # constant fill: only the crop is built
+    assert constant(_image(), _rng()).shape == (3, 2, 2)
+
+
+def test_random_transforms_without_a_generator_draw_fresh_randomness():
+    img = _image()
+    flip = T.RandomHorizontalFlip()
+    outcomes = {bool(np.array_equal(flip(img), img)) for _ in range(60)}
+    assert outcomes == {True, False}              # p = 0.5: both happen in 60 tries
+    pipeline = T.Compose([T.RandomCrop(3, padding=1), T.ColorJitter(0.3), T.RandomAffine(5)])
+    assert pipeline(img).shape == (3, 3, 3)
+    with pytest.raises(InputError, match=r"RandomRotation: rng must be a numpy.random.Generator"):
+        T.RandomRotation(5)(img, 3)
+
+
+def test_lambda_checks_what_its_function_returns():
+    with pytest.raises(InputError, match=r"Lambda: <lambda> must return an array of numbers"):
+        T.Lambda(lambda im: None)(_image())
+    with pytest.raises(InputError, match=r"Lambda: drop must return .*<U"):
+        def drop(im):
+            return np.array(["x"])
+        T.Lambda(drop)(_image())
+    out = T.Lambda(lambda im: im[:1] * 2)(_image())
+    assert out.shape == (1, 5, 6) and out.dtype == np.float32

@@ -62,9 +62,10 @@ class CIFAR10(ArrayBacked):
         if meta.is_file():
             found = [line.strip() for line in meta.read_text(errors="replace").splitlines()
                      if line.strip()]
-            if len(found) != len(CLASSES):
-                raise DataFormatError(f"{meta}: expected {len(CLASSES)} class names, found "
-                                      f"{len(found)}")
+            if len(found) != len(CLASSES) or len(set(found)) != len(found):
+                raise DataFormatError(f"{meta}: expected {len(CLASSES)} class names, all "
+                                      f"different, found {len(found)} ({len(set(found))} "
+                                      f"different)")
             self.classes = found
         self.train = bool(train)
         self.root = folder

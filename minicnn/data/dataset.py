@@ -53,6 +53,11 @@ def stack_images(images, where="dataset"):
     first = np.shape(images[0])
     x = np.empty((len(images),) + first, dtype=np.float32)
     for k, image in enumerate(images):
+        image = np.asarray(image)          # a transform's result: nothing checked it yet
+        if image.dtype.kind not in "biuf" or image.ndim == 0:
+            raise InputError(f"{where}: sample {k} of the batch is not an image array of numbers "
+                             f"(it has dtype {image.dtype}, shape {image.shape}); check the "
+                             f"dataset's transform")
         if np.shape(image) != first:
             raise InputError(f"{where}: sample {k} of the batch has shape {np.shape(image)}, the "
                              f"first has {first}; give the dataset a size or a Resize/RandomCrop "

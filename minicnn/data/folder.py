@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .dataset import Dataset
 from .errors import DataFormatError, DatasetNotFoundError
-from .images import check_size, load_image
+from .images import check_max_pixels, check_size, load_image
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                   ".pbm", ".pnm")
@@ -31,13 +31,20 @@ class ImageFolder(Dataset):
         if not root.is_dir():
             raise DatasetNotFoundError(f"ImageFolder: {root} is not a directory")
         if size is not None:
-            size = check_size(size)
+            size = check_size(size, "ImageFolder: size")
         if mode not in ("L", "RGB", "RGBA"):
             raise ValueError(f"ImageFolder: mode must be 'L', 'RGB' or 'RGBA', got {mode!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"ImageFolder: transform must be callable(image, rng), got "
                             f"{transform!r}")
-        extensions = tuple(e.lower() for e in extensions)
+        if isinstance(extensions, str):      # one extension, not its characters
+            extensions = (extensions,)
+        try:
+            extensions = tuple(e.lower() for e in extensions)
+        except (TypeError, AttributeError):
+            raise TypeError(f"ImageFolder: extensions must be a string or a sequence of strings "
+                            f"such as ('.png', '.jpg'), got {extensions!r:.60}") from None
+        check_max_pixels(max_pixels, "ImageFolder")
         self.root = root
         self.transform = transform
         self.size = size

@@ -180,9 +180,11 @@ class MNIST(ArrayBacked):
         images_path, labels_path = paths
         images = read_idx(images_path)
         labels = read_idx(labels_path)
-        if images.dtype != np.uint8 or images.ndim != 3:
-            raise DataFormatError(f"{images_path}: MNIST images must be ubyte with 3 dimensions "
-                                  f"(magic 2051), got {images.dtype} shape {images.shape}")
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) \
+                or not len(images):
+            raise DataFormatError(f"{images_path}: MNIST images must be ubyte with 3 dimensions, "
+                                  f"N x 28 x 28 with N > 0 (magic 2051), got {images.dtype} "
+                                  f"shape {images.shape}")
         if labels.dtype != np.uint8 or labels.ndim != 1:
             raise DataFormatError(f"{labels_path}: MNIST labels must be ubyte with 1 dimension "
                                   f"(magic 2049), got {labels.dtype} shape {labels.shape}")

@@ -7,7 +7,7 @@ Pillow mode the same documented way:
 
 * ``"1"``, ``"L"``, ``"P"``, ``"RGB"``, ``"CMYK"``, ``"YCbCr"``... (8 bits a channel): / 255;
 * ``"I;16"``, ``"I;16B"``, ``"I;16L"``, ``"I"`` (16-bit PNG/TIFF): / 65535, clipped to [0, 1];
-* ``"F"`` (32-bit float): taken as is, clipped to [0, 1];
+* ``"F"`` (32-bit float): taken as is, clipped to [0, 1]; a NaN pixel is a DataFormatError;
 * transparency (``"RGBA"``, ``"LA"``, ``"PA"``, a palette or ``"L"``/``"RGB"`` image with a
   transparent colour) is **composited on white** when the requested mode is ``"L"`` or ``"RGB"``,
   and kept as a fourth channel when it is ``"RGBA"``;
@@ -46,24 +46,37 @@ def _check_mode(mode):
 
 def check_size(size, what="size"):
     """``size`` (an int or ``(height, width)``) as a ``(height, width)`` tuple of positive ints."""
+    given = size
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         size = (int(size), int(size))
     try:
         height, width = size
+        ok = not any(isinstance(v, (bool, np.bool_)) for v in size)
         height, width = int(height), int(width)
-        ok = height == size[0] and width == size[1] and height > 0 and width > 0
-    except (TypeError, ValueError):
+        ok = ok and height == size[0] and width == size[1] and height > 0 and width > 0
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         raise ValueError(f"{what} must be a positive int or a (height, width) pair of positive "
-                         f"ints, got {size!r}")
+                         f"ints, got {given!r:.60}")
     return height, width
+
+
+def check_max_pixels(max_pixels, owner="load_image"):
+    """``max_pixels`` (None for :data:`MAX_IMAGE_PIXELS`) as a positive int."""
+    if max_pixels is None:
+        return MAX_IMAGE_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) \
+            or max_pixels < 1:
+        raise ValueError(f"{owner}: max_pixels must be a positive int (or None for "
+                         f"{MAX_IMAGE_PIXELS}), got {max_pixels!r:.40}")
+    return int(max_pixels)
 
 
 def open_image(path, max_pixels=None):
     """Open and decode ``path`` with Pillow, refusing bombs and truncated files
     (DataFormatError)."""
-    limit = MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    limit = check_max_pixels(max_pixels)
     name = os.fspath(path)
     try:
         image = Image.open(name)
@@ -100,10 +113,17 @@ def _float_channels(image):
     elif mode == "1":
         image = image.convert("L")
     elif mode in _SIXTEEN_BIT:
-        a = np.asarray(image).astype(np.float32) / np.float32(65535)
-        return np.clip(a, 0, 1)[:, :, None]
+        raw = np.asarray(image)
+        a = np.clip(raw.astype(np.float32) / np.float32(65535), 0, 1)[:, :, None]
+        key = image.info.get("transparency")
+        if isinstance(key, int):           # a gray level marked transparent (16-bit PNG tRNS)
+            a = np.concatenate([a, (raw != key).astype(np.float32)[:, :, None]], axis=2)
+        return a
     elif mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0, 1)[:, :, None]
+        a = np.asarray(image, dtype=np.float32)
+        if np.isnan(a).any():
+            raise DataFormatError(f"float image with {int(np.isnan(a).sum())} NaN pixel(s)")
+        return np.clip(a, 0, 1)[:, :, None]
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         image = image.convert("RGB")          # CMYK, YCbCr, LAB, HSV, RGBX...
     a = np.asarray(image)

@@ -2,8 +2,11 @@
 
 ``rng`` is a ``numpy.random.Generator``: the loader passes one derived from (seed, epoch, index), so
 a sample's augmentation is reproducible and independent of batching. Deterministic transforms ignore
-it. Every transform returns a new C-contiguous float32 array (the input is never modified), and
-validates its arguments at construction (:class:`minicnn.ConfigError` naming the transform).
+it; a random one called with None (by hand, as ``RandomHorizontalFlip()(image)``) draws from a
+fresh unseeded generator, as torchvision draws from the global one. Every transform returns a new
+C-contiguous float32 array (the input is never modified), refuses an image that is empty, not
+numbers or beyond float32 (:class:`minicnn.InputError` naming the transform), and validates its
+arguments at construction (:class:`minicnn.ConfigError` naming the transform).
 Definitions follow torchvision; geometric transforms use pixel-centre coordinates with the rotation
 centre at ((W - 1) / 2, (H - 1) / 2), positive angles counter-clockwise, so a 90 degree rotation of
 a square image is exactly ``np.rot90(image, axes=(1, 2))``.
@@ -16,25 +19,90 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from .geometry import crop, rotation_matrix, shift, warp_affine
-from .images import LUMA, check_size, resize_chw
+from .images import LUMA, MAX_IMAGE_PIXELS, check_size, resize_chw
+
+#: Parameters are float32 values when applied: larger ones would turn into inf in the image.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Integer parameters (padding, shifts) must be below this: numpy's integer draws stop near it.
+MAX_INT_PARAMETER = 2**31 - 1
+#: RandomAffine's smallest scale, Normalize's smallest std: below them the results overflow.
+MIN_SCALE = 1e-6
+MIN_STD = float(np.finfo(np.float32).tiny)
 
 
 def _image(image, name, channels=None):
     image = np.asarray(image)
+    if image.dtype.kind not in "biuf":
+        raise InputError(f"{name}: expected an image of numbers (float32, or an integer or bool "
+                         f"type), got dtype {image.dtype}")
     if image.ndim != 3:
         raise InputError(f"{name}: expected a CHW image (3 dimensions), got shape {image.shape}")
+    if 0 in image.shape:
+        raise InputError(f"{name}: expected a non-empty CHW image, got shape {image.shape}")
     if channels is not None and image.shape[0] not in channels:
         raise InputError(f"{name}: expected {' or '.join(map(str, channels))} channels, got "
                          f"{image.shape[0]} (shape {image.shape})")
-    return image.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):         # overflow is checked just below, with a message
+        single = image.astype(np.float32, copy=False)
+    if image.dtype.itemsize > 4 and image.dtype.kind == "f" \
+            and (np.isinf(single) != np.isinf(image)).any():
+        raise InputError(f"{name}: the image has values beyond float32's range "
+                         f"(+-{FLOAT32_MAX:.3g}); transforms work in float32")
+    return single
+
+
+def _generator(rng, name):
+    """The generator a random transform draws from: ``rng``, or a fresh unseeded one for None
+    (a transform tried by hand; the loader always passes a seeded one)."""
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(f"{name}: rng must be a numpy.random.Generator or None, got "
+                         f"{type(rng).__name__} {rng!r:.40}")
+    return rng
 
 
 def _number(value, name, what, low=None, high=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ConfigError(f"{name}: {what} must be a finite number, got {value!r}")
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    try:
+        ok = ok and math.isfinite(value) and abs(value) <= FLOAT32_MAX
+    except OverflowError:          # a Python int beyond any float
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name}: {what} must be a finite number within float32's range, got "
+                          f"{value!r:.60}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(f"{name}: {what} must be in [{low}, {high}], got {value!r}")
     return float(value)
+
+
+def _count(value, name, what):
+    """A non-negative int parameter (a padding, a shift)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not 0 <= value <= MAX_INT_PARAMETER:
+        raise ConfigError(f"{name}: {what} must be an int in [0, {MAX_INT_PARAMETER}], got "
+                          f"{value!r:.60}")
+    return int(value)
+
+
+def _output_size(size, name):
+    """An output ``size`` (int or (height, width)) as (height, width), within the pixel limit."""
+    try:
+        height, width = check_size(size)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if height * width > MAX_IMAGE_PIXELS:
+        raise ConfigError(f"{name}: size {size!r} is over {MAX_IMAGE_PIXELS} pixels "
+                          f"(minicnn.data.images.MAX_IMAGE_PIXELS)")
+    return height, width
+
+
+def _choice(value, name, what, allowed):
+    """One of the ``allowed`` strings."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{name}: {what} must be {' or '.join(map(repr, allowed))}, got "
+                          f"{value!r:.60}")
+    return value
 
 
 def _range(value, name, what, center=None, low=None):
@@ -76,7 +144,11 @@ class Compose(Transform):
     """Apply ``transforms`` in order, each with the same generator."""
 
     def __init__(self, transforms):
-        transforms = list(transforms)
+        try:
+            transforms = list(transforms)
+        except TypeError:
+            raise ConfigError(f"Compose: transforms must be a list of transforms, got "
+                              f"{transforms!r:.60}") from None
         for t in transforms:
             if not callable(t):
                 raise ConfigError(f"Compose: every transform must be callable(image, rng), got "
@@ -101,7 +173,12 @@ class Lambda(Transform):
         self.fn = fn
 
     def __call__(self, image, rng=None):
-        return np.ascontiguousarray(self.fn(image), dtype=np.float32)
+        out = self.fn(image)
+        if not isinstance(out, np.ndarray) or out.dtype.kind not in "biuf" or out.ndim == 0:
+            raise InputError(f"Lambda: {getattr(self.fn, '__name__', 'fn')} must return an array "
+                             f"of numbers with at least one axis, got {type(out).__name__} "
+                             f"{getattr(out, 'dtype', '')}{np.shape(out)}")
+        return np.ascontiguousarray(out, dtype=np.float32)
 
 
 class _RandomFlip(Transform):
@@ -110,9 +187,9 @@ class _RandomFlip(Transform):
     def __init__(self, p=0.5):
         self.p = _number(p, type(self).__name__, "p", 0, 1)
 
-    def __call__(self, image, rng):
+    def __call__(self, image, rng=None):
         image = _image(image, type(self).__name__)
-        if rng.random() < self.p:
+        if _generator(rng, type(self).__name__).random() < self.p:
             image = np.flip(image, axis=self.axis)
         return np.array(image, dtype=np.float32, order="C")
 
@@ -147,9 +224,7 @@ def _padding(padding, name):
                                        for v in values):
             raise ConfigError(f"{name}: padding must be an int, (left/right, top/bottom) or (left, "
                               f"top, right, bottom) of ints, got {padding!r}")
-    if min(values) < 0:
-        raise ConfigError(f"{name}: padding must be non-negative, got {padding!r}")
-    return tuple(int(v) for v in values)
+    return tuple(_count(v, name, "padding") for v in values)
 
 
 class RandomCrop(Transform):
@@ -158,28 +233,28 @@ class RandomCrop(Transform):
 
     def __init__(self, size, padding=0, fill=0, padding_mode="constant"):
         name = "RandomCrop"
-        try:
-            self.size = check_size(size)
-        except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
+        self.size = _output_size(size, name)
         self.padding = _padding(padding, name)
         self.fill = _fill(fill, name)
-        if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
-            raise ConfigError(f"{name}: padding_mode must be 'constant', 'edge', 'reflect' or "
-                              f"'symmetric', got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = _choice(padding_mode, name, "padding_mode",
+                                    ("constant", "edge", "reflect", "symmetric"))
 
-    def __call__(self, image, rng):
+    def __call__(self, image, rng=None):
         image = _image(image, "RandomCrop")
+        rng = _generator(rng, "RandomCrop")
         left, top, right, bottom = self.padding
-        if self.padding_mode != "constant" and any(self.padding):
-            image = np.pad(image, ((0, 0), (top, bottom), (left, right)), mode=self.padding_mode)
-            left = top = right = bottom = 0
         h, w = self.size
         height, width = image.shape[1] + top + bottom, image.shape[2] + left + right
         if h > height or w > width:
             raise InputError(f"RandomCrop: crop size {self.size} is larger than the padded image "
                              f"{(height, width)}")
+        if self.padding_mode != "constant" and any(self.padding):
+            if height * width > MAX_IMAGE_PIXELS:     # np.pad would build it whole
+                raise InputError(f"RandomCrop: padding {self.padding} makes a {height}x{width} "
+                                 f"image, over {MAX_IMAGE_PIXELS} pixels "
+                                 f"(minicnn.data.images.MAX_IMAGE_PIXELS)")
+            image = np.pad(image, ((0, 0), (top, bottom), (left, right)), mode=self.padding_mode)
+            left = top = right = bottom = 0
         i = int(rng.integers(0, height - h + 1))
         j = int(rng.integers(0, width - w + 1))
         return crop(image, i - top, j - left, h, w, self.fill)
@@ -194,14 +269,13 @@ class RandomTranslate(Transform):
     (positive: down); uncovered pixels get ``fill``."""
 
     def __init__(self, max_dx, max_dy, fill=0):
-        for what, v in (("max_dx", max_dx), ("max_dy", max_dy)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ConfigError(f"RandomTranslate: {what} must be a non-negative int, got {v!r}")
-        self.max_dx, self.max_dy = int(max_dx), int(max_dy)
+        self.max_dx = _count(max_dx, "RandomTranslate", "max_dx")
+        self.max_dy = _count(max_dy, "RandomTranslate", "max_dy")
         self.fill = _fill(fill, "RandomTranslate")
 
-    def __call__(self, image, rng):
+    def __call__(self, image, rng=None):
         image = _image(image, "RandomTranslate")
+        rng = _generator(rng, "RandomTranslate")
         dx = int(rng.integers(-self.max_dx, self.max_dx + 1))
         dy = int(rng.integers(-self.max_dy, self.max_dy + 1))
         return shift(image, dx, dy, self.fill)
@@ -211,9 +285,7 @@ class RandomTranslate(Transform):
 
 
 def _interpolation(value, name):
-    if value not in ("bilinear", "nearest"):
-        raise ConfigError(f"{name}: interpolation must be 'bilinear' or 'nearest', got {value!r}")
-    return value
+    return _choice(value, name, "interpolation", ("bilinear", "nearest"))
 
 
 class RandomRotation(Transform):
@@ -226,9 +298,9 @@ class RandomRotation(Transform):
         self.fill = _fill(fill, "RandomRotation")
         self.interpolation = _interpolation(interpolation, "RandomRotation")
 
-    def __call__(self, image, rng):
+    def __call__(self, image, rng=None):
         image = _image(image, "RandomRotation")
-        angle = float(rng.uniform(*self.degrees))
+        angle = float(_generator(rng, "RandomRotation").uniform(*self.degrees))
         matrix = rotation_matrix(angle)
         return warp_affine(image, matrix, (0.0, 0.0), self.fill, self.interpolation)
 
@@ -256,14 +328,15 @@ class RandomAffine(Transform):
             if isinstance(scale, numbers.Real):
                 raise ConfigError(f"{name}: scale must be a (min, max) pair, got {scale!r}")
             scale = _range(scale, name, "scale", low=0)
-            if scale[0] <= 0:
-                raise ConfigError(f"{name}: scale must be positive, got {scale!r}")
+            if scale[0] < MIN_SCALE:        # the inverse map divides by it
+                raise ConfigError(f"{name}: scale must be at least {MIN_SCALE}, got {scale!r}")
         self.scale = scale
         self.fill = _fill(fill, name)
         self.interpolation = _interpolation(interpolation, name)
 
-    def __call__(self, image, rng):
+    def __call__(self, image, rng=None):
         image = _image(image, "RandomAffine")
+        rng = _generator(rng, "RandomAffine")
         angle = float(rng.uniform(*self.degrees))
         tx = ty = 0.0
         if self.translate is not None:
@@ -296,7 +369,9 @@ class Grayscale(Transform):
     ``num_output_channels`` (1 or 3); a 1-channel input is only repeated."""
 
     def __init__(self, num_output_channels=1):
-        if num_output_channels not in (1, 3) or isinstance(num_output_channels, bool):
+        if isinstance(num_output_channels, bool) \
+                or not isinstance(num_output_channels, numbers.Integral) \
+                or num_output_channels not in (1, 3):
             raise ConfigError(f"Grayscale: num_output_channels must be 1 or 3, got "
                               f"{num_output_channels!r}")
         self.num_output_channels = int(num_output_channels)
@@ -343,9 +418,9 @@ class ColorJitter(Transform):
                    for k, r in enumerate(self.ranges.values())]
         return order, factors
 
-    def __call__(self, image, rng):
+    def __call__(self, image, rng=None):
         image = np.array(_image(image, "ColorJitter", (1, 3)), dtype=np.float32, order="C")
-        order, factors = self.factors(rng)
+        order, factors = self.factors(_generator(rng, "ColorJitter"))
         for k in order:
             f = factors[k]
             if f is None or (k == 2 and image.shape[0] == 1):
@@ -368,19 +443,24 @@ class ColorJitter(Transform):
         return dict(self.ranges)
 
 
+def _values(value, what):
+    """Normalize's mean or std: a number or a non-empty 1-D sequence of numbers, in float32."""
+    values = np.atleast_1d(np.asarray(value, dtype=object))
+    if values.ndim != 1 or not len(values):
+        raise ConfigError(f"Normalize: {what} must be a number or a non-empty 1-D sequence of "
+                          f"numbers, got {value!r:.60}")
+    return np.array([_number(v, "Normalize", what) for v in values], dtype=np.float32)
+
+
 class Normalize(Transform):
     """``(image - mean[c]) / std[c]`` per channel; ``mean`` and ``std`` numbers or one value per
     channel."""
 
     def __init__(self, mean, std):
-        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float32))
-        self.std = np.atleast_1d(np.asarray(std, dtype=np.float32))
-        if self.mean.ndim != 1 or self.std.ndim != 1 or not (
-                np.isfinite(self.mean).all() and np.isfinite(self.std).all()):
-            raise ConfigError(f"Normalize: mean and std must be finite numbers or 1-D sequences, "
-                              f"got {mean!r}, {std!r}")
-        if (self.std <= 0).any():
-            raise ConfigError(f"Normalize: std must be positive, got {std!r}")
+        self.mean, self.std = _values(mean, "mean"), _values(std, "std")
+        if (self.std < MIN_STD).any():      # a smaller one divides to inf
+            raise ConfigError(f"Normalize: std must be at least {MIN_STD:.3g} (float32's "
+                              f"smallest normal number), got {std!r:.60}")
         if len(self.mean) != len(self.std) and 1 not in (len(self.mean), len(self.std)):
             raise ConfigError(f"Normalize: mean ({len(self.mean)} values) and std "
                               f"({len(self.std)}) must have the same length")
@@ -401,10 +481,7 @@ class Resize(Transform):
     int: the shorter side becomes ``size`` and the aspect ratio is kept (torchvision's rule)."""
 
     def __init__(self, size):
-        try:
-            check_size(size)
-        except ValueError as exc:
-            raise ConfigError(f"Resize: {exc}") from None
+        _output_size(size, "Resize")
         self.size = size if isinstance(size, numbers.Integral) else tuple(int(v) for v in size)
 
     def __call__(self, image, rng=None):
@@ -416,6 +493,9 @@ class Resize(Transform):
             size = (self.size, new_long) if h <= w else (new_long, self.size)
         else:
             size = self.size
+        if size[0] * size[1] > MAX_IMAGE_PIXELS:
+            raise InputError(f"Resize: {size[0]}x{size[1]} is over {MAX_IMAGE_PIXELS} pixels "
+                             f"(minicnn.data.images.MAX_IMAGE_PIXELS)")
         return resize_chw(image, size)
 
     def _args(self):
