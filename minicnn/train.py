@@ -19,7 +19,7 @@ logs, curves). See :mod:`minicnn.distributed`.
 import numpy as np
 
 from .device import to_numpy
-from .errors import NonFiniteError
+from .errors import InputError, NonFiniteError
 from .metrics import RunningMean, topk_correct
 
 
@@ -151,9 +151,10 @@ class Trainer:
             loader.set_epoch(self.epoch - 1)
         loss_avg = RunningMean()
         correct = {k: 0 for k in self.topk}
-        seen = 0
+        seen = batches = 0
         bar = self._bar(loader, f"epoch {self.epoch}/{last_epoch}")
         for x, y in bar:
+            batches += 1
             if dist is None:
                 value, logits = self.train_step(x, y)
                 n = len(y)
@@ -170,6 +171,11 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_avg.value:.4f}", top1=f"{top1:.3f}", refresh=False)
             for cb in self._local_callbacks():
                 cb.on_batch_end(self, self.step, {"loss": value})
+        if not batches:      # an epoch of nothing would log a NaN loss and train nothing
+            self.epoch -= 1
+            raise InputError(f"Trainer.fit: the training loader gave no batch in epoch "
+                             f"{self.epoch + 1} (an empty dataset, or drop_last with fewer "
+                             f"samples than batch_size?)")
         logs = {"loss": loss_avg.value}
         logs.update({f"top{k}": correct[k] / max(seen, 1) for k in self.topk})
         return logs
@@ -202,6 +208,8 @@ class Trainer:
             loss_avg.total, loss_avg.count = float(sums[0]), int(sums[1])
             correct = {k: int(round(sums[2 + j])) for j, k in enumerate(self.topk)}
             seen = loss_avg.count
+        if not seen:         # summed over the ranks: every rank raises alike
+            raise InputError("Trainer.evaluate: the loader gave no samples (an empty dataset?)")
         out = {"loss": loss_avg.value}
         out.update({f"top{k}": correct[k] / max(seen, 1) for k in self.topk})
         return out

@@ -107,6 +107,19 @@ def test_nan_loss_names_step_and_node_and_keeps_weights():
         np.testing.assert_array_equal(a, b.data)
 
 
+def test_an_epoch_without_batches_is_an_error_not_a_nan_loss():
+    trainer = _trainer(_small_model())
+    few = data.DataLoader(data.Shapes(5, seed=0), batch_size=8, drop_last=True)
+    with pytest.raises(minicnn.InputError, match=r"Trainer.fit: .*no batch in epoch 1 "
+                                                 r"\(an empty dataset, or drop_last"):
+        trainer.fit(few, epochs=1)
+    assert trainer.history == [] and trainer.epoch == 0
+    empty = data.DataLoader(data.ArrayDataset(np.zeros((0, 1, 28, 28), np.float32),
+                                              np.zeros(0, np.int64)), batch_size=8)
+    with pytest.raises(minicnn.InputError, match=r"Trainer.evaluate: .*no samples"):
+        trainer.evaluate(empty)
+
+
 def test_buffers_do_not_grow_between_epochs():
     model = _small_model()
     train, _ = _loaders(96)
