@@ -279,6 +279,7 @@ HOSTILE = {
     "duplicate": (struct.pack("<Q", 21) + b'{"a": {}, "a": {}}   ', "duplicate"),
     "dtype": (_raw({"w": _entry("F16", [2], 0, 4)}, b"\0" * 4), "dtype 'F16'"),
     "dtype i32": (_raw({"w": _entry("I32", [1], 0, 4)}, b"\0" * 4), "dtype 'I32'"),
+    "dtype list": (_raw({"w": _entry(["F32"], [1], 0, 4)}, b"\0" * 4), r"dtype \['F32'\]"),
     "out of range": (_raw({"w": _entry("F32", [4], 0, 16)}, b"\0" * 8), "out of range"),
     "negative": (_raw({"w": _entry("F32", [1], -4, 0)}, b"\0" * 4), "out of range"),
     "bytes": (_raw({"w": _entry("F32", [3], 0, 8)}, b"\0" * 8), "needs 12 bytes"),
@@ -376,12 +377,45 @@ def _first_layer(doc):
     (lambda d: d["root"].update(kind="pickle"), "unknown module kind"),
     (lambda d: d["root"]["children"].append(["2", {"ref": 99}]), "refers to module 99"),
     (lambda d: d.update(version=7), "unsupported architecture version"),
+    # sizes the file cannot fill are refused before anything is allocated
+    (lambda d: _first_layer(d)["config"].update(out_features=10**12),
+     r"config value 1000000000000, more than the 15 weights the file holds"),
+    (lambda d: _first_layer(d)["config"].update(in_features=20000, out_features=20000),
+     r"the layers up to this 'Linear' have 400020000 weights, far more than the 15"),
+    (lambda d: _first_layer(d).update(type="BatchNorm1d", config={"num_features": 10**9}),
+     r"'BatchNorm1d' has config value 1000000000"),
+    # file content where a hashable name goes
+    (lambda d: _first_layer(d)["config"].update(in_features={"__array__": "x", "dtype": {}}),
+     r"refers to tensor 'x'"),
+    (lambda d: _first_layer(d)["config"].update(
+        in_features={"__dict__": [[{"__tuple__": [[1]]}, 1]]}), r"dict key of type tuple"),
 ])
 def test_architecture_that_does_not_fit(tmp_path, edit, match):
     mio.save(Sequential(nn.Linear(4, 3), nn.ReLU()), tmp_path / "a.mcnn")
     _rewrite(tmp_path / "a.mcnn", tmp_path / "b.mcnn", edit_arch=edit)
     with pytest.raises(ModelFormatError, match=match):
         mio.load(tmp_path / "b.mcnn")
+
+
+def test_array_config_with_a_dtype_that_is_not_a_name(tmp_path):
+    mio.save(Sequential(nn.Linear(4, 3)), tmp_path / "a.mcnn")
+
+    def edit(tensors):
+        tensors["__config__/x"] = np.zeros(1, np.int64)
+    _rewrite(tmp_path / "a.mcnn", tmp_path / "b.mcnn", edit_tensors=edit, edit_arch=lambda d: (
+        _first_layer(d)["config"].update(in_features={"__array__": "__config__/x", "dtype": {}})))
+    with pytest.raises(ModelFormatError, match=r"unsupported array dtype \{\}"):
+        mio.load(tmp_path / "b.mcnn")
+
+
+def test_too_many_modules_are_refused(tmp_path, monkeypatch):
+    from minicnn.io import architecture
+    monkeypatch.setattr(architecture, "MAX_MODULES", 50)
+    mio.save(Sequential(*[nn.ReLU() for _ in range(49)]), tmp_path / "ok.mcnn")
+    assert len(mio.load(tmp_path / "ok.mcnn")) == 49           # 49 layers and the Sequential
+    mio.save(Sequential(*[nn.ReLU() for _ in range(50)]), tmp_path / "many.mcnn")
+    with pytest.raises(ModelFormatError, match=r"more than 50 modules"):
+        mio.load(tmp_path / "many.mcnn")
 
 
 def test_state_that_does_not_fit_the_architecture(tmp_path):
@@ -649,3 +683,26 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ModelFormatError, match="the weights do not match the model"):
         mio.load_checkpoint(tmp_path / "c.ckpt", Sequential(nn.Linear(4, 16), nn.Tanh(),
                                                             nn.Tanh(), nn.Dropout()))
+
+
+def _rewrite_checkpoint(src, dst, edit_doc, edit_tensors=None):
+    tensors, metadata = tensorfile.read_file(src)
+    tensors = OrderedDict((k, np.array(v)) for k, v in tensors.items())
+    metadata = dict(metadata)
+    doc = json.loads(metadata["checkpoint"])
+    edit_doc(doc)
+    metadata["checkpoint"] = json.dumps(doc)
+    if edit_tensors is not None:
+        edit_tensors(tensors)
+    tensorfile.write_file(dst, tensors, metadata)
+
+
+def test_checkpoint_random_state_with_an_array_for_a_name(tmp_path):
+    mio.save_checkpoint(tmp_path / "c.ckpt", _net(0))
+
+    def edit(doc):
+        doc["rng"]["minicnn"]["__dict__"][0][1] = {"__array__": "rng/x", "dtype": "i8"}
+    _rewrite_checkpoint(tmp_path / "c.ckpt", tmp_path / "bad.ckpt", edit,
+                        lambda t: t.update({"rng/x": np.arange(2)}))
+    with pytest.raises(ModelFormatError, match=r"rng of minicnn: unsupported bit generator array"):
+        mio.load_checkpoint(tmp_path / "bad.ckpt", _net(1))

@@ -39,6 +39,12 @@ from . import codec
 ARCH_FORMAT = "minicnn-architecture"
 ARCH_VERSION = 1
 CONFIG_PREFIX = "__config__/"
+#: More modules than this is refused: the deepest real networks have a few thousand, and building
+#: costs about 0.1 ms a module, so a hostile file could otherwise keep a loader busy for minutes.
+MAX_MODULES = 65_536
+#: A layer config integer above both this and the file's weight count is refused before the layer
+#: is built: only a size the file cannot fill could need it, and some layers fill arrays at once.
+SMALL_CONFIG_INT = 2**20
 
 
 # -- describing -----------------------------------------------------------------------------------
@@ -123,13 +129,31 @@ def describe(model, registry=None):
 
 # -- building -------------------------------------------------------------------------------------
 
+def _largest_int(value, depth=0):
+    """The largest integer anywhere in a decoded config value (0 if none)."""
+    if isinstance(value, bool) or depth > codec.MAX_DEPTH:
+        return 0
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size:
+        return int(value.max())
+    if isinstance(value, (list, tuple)):
+        return max((_largest_int(v, depth + 1) for v in value), default=0)
+    if isinstance(value, dict):
+        return max((_largest_int(v, depth + 1) for v in value.values()), default=0)
+    return 0
+
+
 class _Builder:
-    def __init__(self, doc, arrays, path, registry):
+    def __init__(self, doc, arrays, path, registry, weight_count):
         self.types = doc.get("types") if isinstance(doc.get("types"), dict) else {}
         self.arrays = arrays
         self.path = path
         self.registry = registry
         self.built = {}
+        self.weight_count = weight_count   # elements the file holds for the state (None: unknown)
+        self.declared = 0                  # elements of the layers built so far
+        self.modules = 0
 
     def fail(self, where, message):
         raise ModelFormatError(f"architecture, module '{where or 'root'}': {message}",
@@ -145,6 +169,10 @@ class _Builder:
             if not isinstance(ref, int) or isinstance(ref, bool) or ref not in self.built:
                 self.fail(where, f"refers to module {ref!r:.20}, which is not defined before it")
             return self.built[ref]
+        self.modules += 1
+        if self.modules > MAX_MODULES:
+            self.fail(where, f"more than {MAX_MODULES} modules "
+                             f"(minicnn.io.architecture.MAX_MODULES)")
         ident = spec.get("id")
         if not isinstance(ident, int) or isinstance(ident, bool) or ident in self.built:
             self.fail(where, f"missing or repeated module id {ident!r:.20}")
@@ -174,11 +202,36 @@ class _Builder:
                                     f"architecture, config '{arg}' of '{where or 'root'}'")
                   for arg, value in spec["config"].items()}
         args, kwargs = self._arguments(cls, type_name, config, where)
+        self._check_sizes_before(type_name, config, where)
         try:
-            return cls(*args, **kwargs)
+            layer = cls(*args, **kwargs)
         except Exception as exc:   # a layer's own validation: ConfigError, TypeError, ValueError...
             self.fail(where, f"cannot build layer type '{type_name}' from config {config!r:.200}: "
                              f"{type(exc).__name__}: {exc}")
+        self._check_sizes_after(layer, type_name, where)
+        return layer
+
+    def _check_sizes_before(self, type_name, config, where):
+        """Refuse a config integer only a size the file cannot fill could need."""
+        if self.weight_count is None:
+            return
+        largest = _largest_int(config)
+        if largest > max(self.weight_count, SMALL_CONFIG_INT):
+            self.fail(where, f"layer type '{type_name}' has config value {largest}, more than the "
+                             f"{self.weight_count} weights the file holds; refused before building")
+
+    def _check_sizes_after(self, layer, type_name, where):
+        """Keep the model near the size of the file's weights (its arrays are not yet touched:
+        casting or loading them is what would cost the memory). A smaller excess is left to the
+        loading, whose error names the keys that differ."""
+        if self.weight_count is None:
+            return
+        arrays = [p.data for _, p in layer.named_parameters()]
+        arrays += [b for _, b in layer.named_buffers()]
+        self.declared += sum(int(np.size(a)) for a in arrays)
+        if self.declared > self.weight_count + SMALL_CONFIG_INT:   # small ones: named per key
+            self.fail(where, f"the layers up to this '{type_name}' have {self.declared} weights, "
+                             f"far more than the {self.weight_count} the file holds")
 
     def _unknown(self, type_name):
         recorded = self.types.get(type_name)
@@ -284,14 +337,17 @@ class _Builder:
                          f"output)")
 
 
-def build(doc, arrays, path, registry=None):
-    """The module an architecture document describes (ModelFormatError for anything wrong)."""
+def build(doc, arrays, path, registry=None, weight_count=None):
+    """The module an architecture document describes (ModelFormatError for anything wrong).
+
+    ``weight_count``, the number of parameter and buffer elements the file holds, bounds what may be
+    built: a file cannot make the loader allocate more than it could fill."""
     if not isinstance(doc, dict) or doc.get("format") != ARCH_FORMAT:
         raise ModelFormatError("the architecture is not a minicnn architecture document", path=path)
     if doc.get("version") != ARCH_VERSION:
         raise ModelFormatError(f"unsupported architecture version {doc.get('version')!r:.20}",
                                path=path)
-    builder = _Builder(doc, arrays, path, registry or get_registry())
+    builder = _Builder(doc, arrays, path, registry or get_registry(), weight_count)
     with no_init():      # the file's weights replace the initial ones: do not draw them
         model = builder.module(doc.get("root"), "")
     dtype = doc.get("dtype")

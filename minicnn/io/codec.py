@@ -117,8 +117,9 @@ def _decode(obj, arrays, path, where, depth):
             if not isinstance(pair, list) or len(pair) != 2:
                 _fail(path, where, "a dict entry must be a [key, value] pair")
             k = _decode(pair[0], arrays, path, f"{where} key", depth + 1)
-            if not (k is None or isinstance(k, (bool, int, float, str, tuple))):
-                _fail(path, where, f"dict key of type {type(k).__name__}")
+            if not (k is None or isinstance(k, (bool, int, float, str, tuple))) \
+                    or not _hashable(k):
+                _fail(path, where, f"dict key of type {type(k).__name__} {k!r:.40}")
             if k in out:
                 _fail(path, where, f"duplicate dict key {k!r}")
             out[k] = _decode(pair[1], arrays, path, f"{where}[{k!r}]", depth + 1)
@@ -129,7 +130,7 @@ def _decode(obj, arrays, path, where, depth):
         name, code = obj["__array__"], obj["dtype"]
         if not isinstance(name, str) or name not in arrays:
             _fail(path, where, f"refers to tensor {name!r:.80}, which the file does not hold")
-        if code not in _STORED:
+        if not isinstance(code, str) or code not in _STORED:
             _fail(path, where, f"unsupported array dtype {code!r:.20}")
         array = arrays[name]
         if array.dtype != np.dtype(_STORED[code]):
@@ -141,10 +142,18 @@ def _decode(obj, arrays, path, where, depth):
     _fail(path, where, f"unknown tagged value {obj!r:.80}")
 
 
+def _hashable(key):
+    try:
+        hash(key)           # a tuple key may hold lists
+    except TypeError:
+        return False
+    return True
+
+
 def make_generator(state, path, where="generator"):
     """A numpy Generator in ``state`` (a bit generator state dict); ModelFormatError if invalid."""
     name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name not in _BIT_GENERATORS:
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
         _fail(path, where, f"unsupported bit generator {name!r:.40}")
     bit_generator = getattr(np.random, name)()
     set_state(bit_generator, state, path, where)
@@ -155,7 +164,7 @@ def set_state(bit_generator, state, path, where):
     """Restore a bit generator's state from a decoded dict (ModelFormatError if it does not fit)."""
     expected = type(bit_generator).__name__
     found = state.get("bit_generator") if isinstance(state, dict) else None
-    if found != expected:
+    if not isinstance(found, str) or found != expected:
         _fail(path, where, f"random state of bit generator {found!r:.40} cannot restore a "
                            f"{expected} generator")
     try:

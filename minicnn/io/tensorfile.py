@@ -153,9 +153,9 @@ def _check_entry(name, entry, data_len, path):
         raise ModelFormatError(f"{where}: a header entry must have exactly 'dtype', 'shape' and "
                                f"'data_offsets'", path=path)
     dtype = entry["dtype"]
-    if dtype not in _DTYPES:
-        raise ModelFormatError(f"{where} has dtype {dtype!r}; minicnn reads only F32, F64 and I64 "
-                               f"(float32, float64, int64)", path=path)
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise ModelFormatError(f"{where} has dtype {dtype!r:.40}; minicnn reads only F32, F64 "
+                               f"and I64 (float32, float64, int64)", path=path)
     shape = entry["shape"]
     if not isinstance(shape, list) or len(shape) > MAX_RANK \
             or not all(_is_int(d) and d >= 0 for d in shape):

@@ -159,7 +159,8 @@ def load(path):
     doc = parse_json(metadata["architecture"], "the architecture", path)
     arrays = {k: v for k, v in tensors.items() if k.startswith(architecture.CONFIG_PREFIX)}
     state = OrderedDict((k, v) for k, v in tensors.items() if k not in arrays)
-    model = architecture.build(doc, arrays, path)
+    model = architecture.build(doc, arrays, path,
+                               weight_count=sum(int(v.size) for v in state.values()))
     assign_state(model, state, path, strict=True)
     return model
 
