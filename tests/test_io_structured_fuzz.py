@@ -117,3 +117,73 @@ def test_mutated_architectures_load_or_raise_one_clear_error(tmp_path, name):
             pytest.fail(f"{change} loaded, then the forward pass raised "
                         f"{type(exc).__name__}: {exc}")
     assert outcomes["refused"] > 50 and outcomes["loaded"] > 5, outcomes
+
+
+def _net():
+    return Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Dropout(0.2),
+                      nn.Linear(6, 3))
+
+
+def _optimizers(kind, model):
+    optim = minicnn.optim
+    if kind == "sgd":
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        return opt, optim.StepLR(opt, step_size=2, gamma=0.5)
+    opt = optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    warm = optim.LinearLR(opt, start_factor=0.5, total_iters=2)
+    return opt, optim.SequentialLR(opt, [warm, optim.CosineAnnealingLR(opt, T_max=5)], [2])
+
+
+def _steps(model, opt, sched, x, count=2):
+    for _ in range(count):
+        y = model(x)
+        model.backward(np.ones_like(y) / y.size)
+        opt.step()
+        sched.step()
+
+
+def _snapshot(model, opt, sched):
+    return (model.state_dict(), repr(opt.state_dict()), repr(sched.state_dict()),
+            repr(minicnn.random.generator().bit_generator.state))
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_mutated_checkpoints_restore_or_change_nothing(tmp_path, kind):
+    x = np.random.default_rng(3).standard_normal((8, 4)).astype(np.float32)
+    minicnn.manual_seed(0)
+    model = _net()
+    opt, sched = _optimizers(kind, model)
+    _steps(model, opt, sched, x, 3)
+    mio.save_checkpoint(tmp_path / "c.ckpt", model, opt, sched, epoch=1, step=3,
+                        extra={"best": 0.5, "order": np.arange(3)})
+    doc = json.loads(tensorfile.read_file(tmp_path / "c.ckpt")[1]["checkpoint"])
+    rng = np.random.default_rng(11)
+    bad = tmp_path / "bad.ckpt"
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(150):
+        mutated, change = _mutate(doc, rng)
+        _rewrite(tmp_path / "c.ckpt", bad, "checkpoint", mutated)
+        minicnn.manual_seed(1)
+        fresh = _net()
+        fresh_opt, fresh_sched = _optimizers(kind, fresh)
+        before = _snapshot(fresh, fresh_opt, fresh_sched)
+        try:
+            mio.load_checkpoint(bad, fresh, fresh_opt, fresh_sched)
+        except ModelFormatError as exc:
+            assert str(bad) in str(exc), change
+            after = _snapshot(fresh, fresh_opt, fresh_sched)
+            for key in before[0]:
+                np.testing.assert_array_equal(after[0][key], before[0][key], err_msg=change)
+            assert after[1:] == before[1:], change
+            outcomes["refused"] += 1
+            continue
+        except Exception as exc:   # anything else is the defect this test looks for
+            pytest.fail(f"{change}: {type(exc).__name__}: {exc}")
+        outcomes["loaded"] += 1
+        try:
+            _steps(fresh, fresh_opt, fresh_sched, x)
+        except MinicnnError:
+            pass
+        except Exception as exc:
+            pytest.fail(f"{change} loaded, then training raised {type(exc).__name__}: {exc}")
+    assert outcomes["refused"] > 50 and outcomes["loaded"] > 5, outcomes

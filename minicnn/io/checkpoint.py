@@ -63,12 +63,23 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=None, ste
     write_file(path, tensors, metadata)
 
 
+def _fit(method, state, what, path):
+    """Call ``method(state)``, any error a ModelFormatError naming the file."""
+    try:
+        method(state)
+    except Exception as exc:
+        raise ModelFormatError(f"the {what} state does not fit the {what} given: "
+                               f"{type(exc).__name__}: {exc}", path=path) from exc
+
+
 def load_checkpoint(path, model, optimizer=None, scheduler=None):
     """Restore a checkpoint into ``model`` (and ``optimizer``, ``scheduler`` when given).
 
     Returns ``{"epoch": ..., "step": ..., "extra": ...}``. The model's keys and shapes must match
     exactly; an optimizer or scheduler asked for but absent from the file is an error. Everything is
-    decoded and checked before anything is changed.
+    decoded and checked before anything is changed (the optimizer and scheduler states too, for
+    objects with a ``check_state_dict`` method, as minicnn's own have: a hand-written one is only
+    checked by its ``load_state_dict``, after the model's weights are in).
     """
     tensors, metadata = read_file(path)
     check_minicnn(metadata, "checkpoint", path)
@@ -109,6 +120,9 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
     codec.make_generator(global_state, path, "rng of minicnn")
     for name, value in layer_states.items():
         codec.make_generator(value, path, f"rng of '{name}'")
+    for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if obj is not None and hasattr(obj, "check_state_dict"):   # minicnn's own: checkable
+            _fit(obj.check_state_dict, values[what], what, path)
 
     assign_state(model, state, path, strict=True)
     for name, param in params.items():
@@ -116,11 +130,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
     model.train(bool(doc["training"]))
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is not None:
-            try:
-                obj.load_state_dict(values[what])
-            except Exception as exc:
-                raise ModelFormatError(f"the {what} state does not fit the {what} given: "
-                                       f"{type(exc).__name__}: {exc}", path=path) from exc
+            _fit(obj.load_state_dict, values[what], what, path)
     codec.set_state(mrandom.generator().bit_generator, global_state, path, "rng of minicnn")
     for name, value in layer_states.items():
         codec.set_state(generators[name].bit_generator, value, path, f"rng of '{name}'")

@@ -1,6 +1,9 @@
 """Adam and AdamW (PyTorch's formulas, bias correction, optional AMSGrad)."""
 
-from .optimizer import Optimizer, check_number
+import numpy as np
+
+from .optimizer import Optimizer, check_flag, check_number
+from .state_checks import is_real, show
 
 
 class Adam(Optimizer):
@@ -20,10 +23,15 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+    _state_spec = {"step": "count", "exp_avg": "param", "exp_avg_sq": "moment2",
+                   "max_exp_avg_sq": "moment2"}
+    _state_required = ("step", "exp_avg", "exp_avg_sq")   # made together at the first step
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, maximize=False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        if isinstance(betas, (list, tuple, np.ndarray)):
+            betas = tuple(betas)   # anything else: _check_group says what is wrong
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize)
         super().__init__(params, defaults)
 
@@ -31,13 +39,17 @@ class Adam(Optimizer):
         check_number("lr", group["lr"])
         check_number("eps", group["eps"])
         check_number("weight_decay", group["weight_decay"])
-        betas = tuple(group["betas"])
-        if len(betas) != 2:
-            raise ValueError(f"Invalid betas: {betas} (expected two values)")
+        betas = group["betas"]
+        if not isinstance(betas, (list, tuple, np.ndarray)) or len(betas) != 2:
+            raise ValueError(f"Invalid betas: {show(betas)} (expected two values in [0, 1))")
         for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        group["betas"] = betas
+            # beta = 1 makes the bias correction 1 - beta ** step zero
+            if not is_real(beta) or not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {show(beta)} (expected a "
+                                 f"number in [0, 1))")
+        check_flag("amsgrad", group["amsgrad"])
+        check_flag("maximize", group["maximize"])
+        group["betas"] = tuple(betas)
 
     def _update(self, param, grad, group, state, ops):
         amsgrad = group["amsgrad"]

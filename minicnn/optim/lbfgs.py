@@ -10,6 +10,11 @@ history and the dot products can stay on the parameters' device; only scalars co
 import numpy as np
 
 from .optimizer import Optimizer, backend_for, check_number
+from .state_checks import check_float_array, check_int, check_key, check_mapping, check_real
+
+_COUNTS = ("func_evals", "n_iter")
+# saved together by every step that gets past its first evaluation
+_HISTORY = ("d", "t", "old_dirs", "old_stps", "ro", "H_diag", "prev_flat_grad", "prev_loss")
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
@@ -140,6 +145,8 @@ class LBFGS(Optimizer):
             value = group[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid {key}: {value} (expected a positive integer)")
+        for key in ("tolerance_grad", "tolerance_change"):
+            check_number(key, group[key], finite=False)
         if group["line_search_fn"] not in (None, "strong_wolfe"):
             raise ValueError(f"only 'strong_wolfe' is supported as line_search_fn, got "
                              f"{group['line_search_fn']!r}")
@@ -323,3 +330,49 @@ class LBFGS(Optimizer):
             else:
                 out[key] = value
         return out
+
+    def _check_param_state(self, param, saved, at):
+        """The state lives on the group's first parameter: counters, and a history whose vectors
+        all have one length n (the trainable parameters' total size when saved; ``step`` starts
+        afresh if that changed): ``d``, ``prev_flat_grad`` of shape (n,), ``old_dirs`` and
+        ``old_stps`` of shape (k, n), ``ro`` of shape (k,)."""
+        check_mapping(saved, at)
+        if saved and param is not self.param_groups[0]["params"][0]:
+            raise ValueError(f"{at}: LBFGS keeps its state on the first parameter of its group, "
+                             f"not on this one")
+        for key in saved:
+            check_key(key, _COUNTS + _HISTORY, at)
+        for key in _COUNTS:
+            if key in saved:
+                check_int(saved[key], f"{at} {key!r}")
+        present = [key for key in _HISTORY if key in saved]
+        if not present:
+            return
+        if len(present) != len(_HISTORY):
+            missing = [key for key in _HISTORY if key not in saved]
+            raise ValueError(f"{at} holds {present} but lacks {missing} (the history is saved "
+                             f"whole)")
+        self._check_history(saved, at, param.data.dtype)
+
+    @staticmethod
+    def _check_history(saved, at, dtype):
+        d = saved["d"]
+        check_float_array(d, f"{at} 'd'", dtype)
+        if d.ndim != 1:
+            raise ValueError(f"{at} 'd' has shape {d.shape}, expected a vector")
+        n = d.size
+        check_float_array(saved["prev_flat_grad"], f"{at} 'prev_flat_grad'", dtype, (n,),
+                          "expected the length of 'd':")
+        dirs = saved["old_dirs"]
+        check_float_array(dirs, f"{at} 'old_dirs'", dtype)
+        if dirs.ndim != 2 or dirs.shape[1] != n:
+            raise ValueError(f"{at} 'old_dirs' has shape {dirs.shape}, expected (k, {n}) (one "
+                             f"row of the size of 'd' per remembered step)")
+        k = dirs.shape[0]
+        check_float_array(saved["old_stps"], f"{at} 'old_stps'", dtype, (k, n),
+                          "expected that of 'old_dirs':")
+        check_float_array(saved["ro"], f"{at} 'ro'", np.float64, (k,),
+                          "expected one per row of 'old_dirs':")
+        for key in ("t", "H_diag"):
+            check_real(saved[key], f"{at} {key!r}")
+        check_real(saved["prev_loss"], f"{at} 'prev_loss'", finite=False)

@@ -9,16 +9,32 @@ frozen (``requires_grad=False``) or has no gradient is skipped by ``step()``.
 The array arithmetic is not here: ``backend_for(array)`` finds the module that implements it for
 the array's type (``numpy.ndarray`` -> :mod:`minicnn.optim.updates_cpu`; a device twin registers
 itself with ``register_backend``), so optimisers never test for devices themselves.
+
+``load_state_dict`` takes untrusted input (checkpoint files): ``check_state_dict`` checks all of it
+first, against the constructor's rules and the parameters' shapes, so a bad state changes nothing.
 """
 
 import importlib
-import numbers
+import math
+import re
 
 import numpy as np
 
 from ..device import device_of, get_device
 from ..layer import Param
 from ..packed import pack, pack_copies, packable, span
+from .state_checks import (
+    MAX_COUNT,
+    check_float_array,
+    check_int,
+    check_key,
+    check_mapping,
+    compatible,
+    is_int,
+    is_real,
+    show,
+    type_name,
+)
 
 # array type -> module implementing the updates (see updates_cpu for the contract)
 _BACKENDS = {np.ndarray: "minicnn.optim.updates_cpu"}
@@ -61,7 +77,16 @@ required = _Required()
 
 class Optimizer:
     """Base class: subclasses set defaults, validate them in ``_check_group`` and implement
-    ``_update(param, grad, group, state, ops)`` for one parameter (or override ``step``)."""
+    ``_update(param, grad, group, state, ops)`` for one parameter (or override ``step``).
+
+    ``_state_spec`` names the per-parameter state a loaded state dict may hold: ``"param"`` (a
+    float array shaped like the parameter), ``"moment2"`` (the same, >= 0) or ``"count"`` (an
+    integer >= 0); a non-empty state must hold all of ``_state_required``. None (a subclass made
+    elsewhere): any key, with arrays, numbers, strings or None as values.
+    """
+
+    _state_spec = None
+    _state_required = ()
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -228,42 +253,129 @@ class Optimizer:
                 out[key] = value
         return out
 
-    def load_state_dict(self, state_dict):
-        """Restore what ``state_dict`` returned (index keys may be ints or their strings)."""
-        saved_groups = state_dict["param_groups"]
+    def check_state_dict(self, state_dict):
+        """Raise ValueError or TypeError, naming this optimizer and the key path, unless
+        ``state_dict`` (from an untrusted file, say) fits this optimizer: as many groups and
+        parameters, hyper-parameters that pass the constructor's checks, state arrays of the
+        parameters' shapes. Changes nothing; ``load_state_dict`` calls it first."""
+        where = f"{type(self).__name__} state"
+        check_mapping(state_dict, where)
+        for key in state_dict:
+            check_key(key, ("state", "param_groups"), where)
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise ValueError(f"{where} has no {key!r} entry")
+        by_index = self._check_saved_groups(state_dict["param_groups"], where)
+        saved_states = state_dict["state"]
+        check_mapping(saved_states, f"{where}: 'state'")
+        seen = set()
+        for key, saved in saved_states.items():
+            index = _state_index(key, where)
+            if index in seen:
+                raise ValueError(f"{where}: 'state' holds parameter {index} twice")
+            seen.add(index)
+            if index not in by_index:
+                raise ValueError(f"{where}: 'state' refers to parameter {show(key)}, which no "
+                                 f"group lists")
+            self._check_param_state(by_index[index], saved, f"{where}: param {index}")
+
+    def _check_saved_groups(self, saved_groups, where):
+        """The saved groups against ours; returns {saved index: Param}."""
+        if not isinstance(saved_groups, (list, tuple)):
+            raise TypeError(f"{where}: 'param_groups' must be a list, got "
+                            f"{type_name(saved_groups)}")
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups "
-                             f"({len(saved_groups)}, this optimizer has {len(self.param_groups)})")
+            raise ValueError(f"{where}: loaded state dict has a different number of parameter "
+                             f"groups ({len(saved_groups)}, this optimizer has "
+                             f"{len(self.param_groups)})")
+        by_index = {}
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
+            at = f"{where}: param_groups[{i}]"
+            check_mapping(saved, at)
+            self._check_saved_params(group, saved.get("params"), at, by_index)
+            self._check_saved_options(group, saved, at)
+        return by_index
+
+    @staticmethod
+    def _check_saved_params(group, indices, at, by_index):
+        if not isinstance(indices, (list, tuple)):
+            raise TypeError(f"{at} 'params' must be a list of parameter indices, got "
+                            f"{type_name(indices)}")
+        if len(indices) != len(group["params"]):
+            raise ValueError(f"{at}: loaded state dict contains a parameter group that doesn't "
+                             f"match the size of optimizer's group ({len(indices)} vs "
+                             f"{len(group['params'])} parameters)")
+        for k, (index, param) in enumerate(zip(indices, group["params"], strict=True)):
+            check_int(index, f"{at} 'params'[{k}]", 0, MAX_COUNT)
+            if int(index) in by_index:
+                raise ValueError(f"{at} 'params'[{k}]: parameter index {index} is listed twice")
+            by_index[int(index)] = param
+
+    def _check_saved_options(self, group, saved, at):
+        """Each saved option must be one this group has (or ``initial_lr``, a schedule's), and
+        the group as it would be after the load must pass the constructor's ``_check_group``."""
+        candidate = dict(group)
+        for key, value in saved.items():
+            if key == "params":
+                continue
+            check_key(key, set(group) | {"initial_lr"}, at)
+            value = _group_value(group, key, value)
+            if key not in self.defaults and key in group and not compatible(group[key], value):
+                raise TypeError(f"{at} {key!r} is a {type_name(value)}, the group holds a "
+                                f"{type_name(group[key])}")
+            candidate[key] = value
+        try:
+            self._check_group(candidate)
+            if "initial_lr" in candidate:
+                check_number("initial_lr", candidate["initial_lr"])
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{at}: {exc}") from None
+
+    def _check_param_state(self, param, saved, at):
+        """One parameter's saved state against ``_state_spec``."""
+        check_mapping(saved, at)
+        spec = self._state_spec
+        if spec is None:
+            for key, value in saved.items():
+                _check_plain_state(key, value, at)
+            return
+        for key, value in saved.items():
+            check_key(key, spec, at)
+            where = f"{at} {key!r}"
+            if spec[key] == "count":
+                check_int(value, where)
+            else:
+                _check_param_array(value, param, where, nonnegative=spec[key] == "moment2")
+        missing = [key for key in self._state_required if key not in saved]
+        if saved and missing:
+            raise ValueError(f"{at} lacks {missing} (a parameter that has taken a step holds "
+                             f"all of {list(self._state_required)})")
+
+    def load_state_dict(self, state_dict):
+        """Restore what ``state_dict`` returned (index keys may be ints or their strings). The
+        whole dict is checked first (``check_state_dict``): a bad one changes nothing."""
+        self.check_state_dict(state_dict)
+        saved_groups = state_dict["param_groups"]
         by_index = {}
         for group, saved in zip(self.param_groups, saved_groups, strict=True):
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't match "
-                                 f"the size of optimizer's group ({len(saved['params'])} vs "
-                                 f"{len(group['params'])} parameters)")
             for i, p in zip(saved["params"], group["params"], strict=True):
                 by_index[int(i)] = p
-        state = {}
-        for key, saved in state_dict["state"].items():
-            param = by_index.get(int(key))
-            if param is None:
-                raise KeyError(f"loaded state refers to parameter {key}, which no group lists")
-            state[param] = self._import_state(param, saved)
-        self.state = state
+        self.state = {by_index[int(key)]: self._import_state(by_index[int(key)], saved)
+                      for key, saved in state_dict["state"].items()}
         for group, saved in zip(self.param_groups, saved_groups, strict=True):
             for key, value in saved.items():
-                if key == "params":
-                    continue
-                if isinstance(group.get(key), tuple) and isinstance(value, (list, tuple)):
-                    value = tuple(value)
-                elif isinstance(value, np.ndarray) and value.ndim == 0:
-                    value = value.item()
-                group[key] = value
+                if key != "params":
+                    group[key] = _group_value(group, key, value)
 
     def _import_state(self, param, saved):
         out = {}
         ops = backend_for(param.data)
+        arrays = self._state_spec or {}
         for key, value in saved.items():
-            if isinstance(value, np.ndarray) and value.ndim > 0:
+            if arrays.get(key) in ("param", "moment2"):
+                # np.asarray: a 0-d parameter's buffer comes back from state_dict as a number
+                out[key] = ops.from_host(np.asarray(value), param.data)
+            elif isinstance(value, np.ndarray) and value.ndim > 0:
                 out[key] = ops.from_host(value, param.data)
             elif isinstance(value, (np.generic, np.ndarray)):
                 out[key] = value.item()
@@ -282,10 +394,78 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def check_number(name, value, minimum=0.0, maximum=None, strict_max=False):
-    """ValueError in PyTorch's words ("Invalid learning rate: -1") unless min <= value (<= max)."""
+def check_number(name, value, minimum=0.0, maximum=None, strict_max=False, finite=True):
+    """ValueError in PyTorch's words ("Invalid learning rate: -1"), followed by what was expected,
+    unless ``value`` is a real number (not a bool, not NaN, finite unless ``finite=False``) with
+    minimum <= value (<= maximum, or < with ``strict_max``); None: no bound."""
     label = {"lr": "learning rate", "eps": "epsilon value", "weight_decay": "weight_decay value",
              "momentum": "momentum value"}.get(name, name)
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= minimum \
-            or (maximum is not None and not (value < maximum if strict_max else value <= maximum)):
-        raise ValueError(f"Invalid {label}: {value}")
+    if not _in_range(value, minimum, maximum, strict_max, finite):
+        expected = "a finite number" if finite else "a number (not NaN)"
+        if minimum is not None:
+            expected += f" >= {minimum}"
+        if maximum is not None:
+            expected += f" {'<' if strict_max else '<='} {maximum}"
+        raise ValueError(f"Invalid {label}: {show(value)} ({name} must be {expected})")
+
+
+def _in_range(value, minimum, maximum, strict_max, finite):
+    if not is_real(value):
+        return False
+    try:
+        x = float(value)
+    except OverflowError:   # an int beyond float: the update's float() would raise
+        return False
+    if math.isnan(x) or (finite and math.isinf(x)):
+        return False
+    if minimum is not None and x < minimum:
+        return False
+    return maximum is None or (x < maximum if strict_max else x <= maximum)
+
+
+def check_flag(name, value):
+    """ValueError unless ``value`` is a bool (a string or a list would count as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Invalid {name}: {show(value)} ({name} must be True or False)")
+
+
+# -- checks of loaded state -----------------------------------------------------------------------
+
+def _group_value(group, key, value):
+    """A saved option as the group holds it: tuples stay tuples (JSON makes lists), 0-d arrays
+    become numbers."""
+    if isinstance(group.get(key), tuple) and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    return value
+
+
+def _state_index(key, where):
+    """A 'state' key: a parameter index, as an int or (after JSON) its decimal string."""
+    if is_int(key) and key >= 0:
+        return int(key)
+    if isinstance(key, str) and re.fullmatch(r"[0-9]{1,16}", key):
+        return int(key)
+    raise ValueError(f"{where}: 'state' key {show(key)} is not a parameter index")
+
+
+def _check_param_array(value, param, where, nonnegative=False):
+    """A float array of the parameter's shape: the update kernels index it by the parameter's
+    size, so a smaller one would be written out of bounds."""
+    shape = tuple(param.data.shape)
+    if shape == () and is_real(value):
+        value = np.asarray(value, dtype=np.float64)   # how state_dict gives a 0-d buffer
+    check_float_array(value, where, param.data.dtype, shape, nonnegative=nonnegative)
+
+
+def _check_plain_state(key, value, at):
+    """State of an optimizer without a ``_state_spec``: only the kinds state_dict produces."""
+    if not isinstance(key, str):
+        raise TypeError(f"{at}: state key {show(key)} is not a string")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "fiub":
+            raise TypeError(f"{at} {key!r} has dtype {value.dtype}, expected numbers")
+    elif not (value is None or isinstance(value, (bool, str)) or is_real(value)):
+        raise TypeError(f"{at} {key!r} is a {type_name(value)}, expected an array, a number, a "
+                        f"string or None")

@@ -6,20 +6,117 @@ epoch (or iteration), after ``optimizer.step()``. ``get_last_lr()`` lists the cu
 
 The updates are PyTorch's chainable forms (each step multiplies the current rate), so two schedules
 on one optimiser compose, and a rate changed from outside is carried forward. ``step(epoch)`` jumps
-to an epoch with the closed form. ``state_dict()`` holds plain numbers and lists only.
+to an epoch with the closed form. ``state_dict()`` holds plain numbers and lists only;
+``load_state_dict`` takes back only those attributes, each checked (``check_state_dict``) first.
 """
 
 import math
 from bisect import bisect_right
 
 from .optimizer import Optimizer
+from .state_checks import (
+    MAX_COUNT,
+    check_bool,
+    check_int,
+    check_key,
+    check_mapping,
+    check_real,
+    check_real_list,
+    compatible,
+    show,
+    type_name,
+)
 
 
-class LRScheduler:
-    """Base of the epoch-driven schedules: subclasses implement ``get_lr`` (chainable form) and
-    ``_closed_form`` (the rate of each group at ``self.last_epoch``)."""
+class _SavedState:
+    """``state_dict`` (every attribute but those in ``_unsaved``) and a checked
+    ``load_state_dict``. ``_state_checks()`` maps attribute names to ``check(value, where)``;
+    an attribute without one must keep its kind of value (``compatible``)."""
 
     _unsaved = ("optimizer",)
+
+    def _state_checks(self):
+        return {}
+
+    def state_dict(self):
+        """Every attribute but the optimiser (plain numbers and lists)."""
+        return {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                for k, v in self.__dict__.items() if k not in self._unsaved}
+
+    def check_state_dict(self, state_dict):
+        """Raise ValueError or TypeError, naming this schedule and the key, unless every key of
+        ``state_dict`` is an attribute this schedule's ``state_dict()`` has (never a method) and
+        its value passes the attribute's check. Changes nothing."""
+        where = f"{type(self).__name__} state"
+        check_mapping(state_dict, where)
+        own = self.state_dict()
+        checks = self._state_checks()
+        for key, value in state_dict.items():
+            check_key(key, own, where)
+            if callable(getattr(type(self), key, None)):   # setattr would hide the method
+                raise ValueError(f"{where}: key {key!r} names a method")
+            at = f"{where}: {key!r}"
+            if key in checks:
+                checks[key](value, at)
+            elif not compatible(own[key], value):
+                raise TypeError(f"{at} is a {type_name(value)} {show(value)}, expected a "
+                                f"{type_name(own[key])} like {show(own[key])}")
+
+    def load_state_dict(self, state_dict):
+        """Restore what ``state_dict`` returned; checked whole first (``check_state_dict``)."""
+        self.check_state_dict(state_dict)
+        for key, value in state_dict.items():
+            setattr(self, key, list(value) if isinstance(value, (list, tuple)) else value)
+
+
+def _rates(n):
+    """Check of a list of one finite rate >= 0 per parameter group."""
+    return lambda value, at: check_real_list(value, at, n, minimum=0.0)
+
+
+def _counter(minimum=0):
+    return lambda value, at: check_int(value, at, minimum, MAX_COUNT)
+
+
+def _number(minimum=None, maximum=None, strict_max=False, low_open=False):
+    """Check of a finite number in a range (``low_open``: > minimum; ``strict_max``: <
+    maximum)."""
+    def check(value, at):
+        check_real(value, at)
+        low_bad = minimum is not None and (value <= minimum if low_open else value < minimum)
+        high_bad = maximum is not None and (value >= maximum if strict_max else value > maximum)
+        if low_bad or high_bad:
+            low = "" if minimum is None else f"{'(' if low_open else '['}{minimum}, "
+            high = "" if maximum is None else f"{maximum}{')' if strict_max else ']'}"
+            raise ValueError(f"{at} must be in {low or '(-inf, '}{high or 'inf)'}, got "
+                             f"{show(value)}")
+    return check
+
+
+def _choice(*allowed):
+    def check(value, at):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"{at} must be one of {list(allowed)}, got {show(value)}")
+    return check
+
+
+def _int_list(length=None, ordered=False):
+    """Check of a list of epoch numbers (``length`` of them; sorted if ``ordered``)."""
+    def check(value, at):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{at} must be a list, got {type_name(value)}")
+        if length is not None and len(value) != length:
+            raise ValueError(f"{at} has {len(value)} entries, expected {length}")
+        for i, item in enumerate(value):
+            check_int(item, f"{at}[{i}]", -MAX_COUNT, MAX_COUNT)
+        if ordered and list(value) != sorted(value):
+            raise ValueError(f"{at} must be sorted, got {show(value)}")
+    return check
+
+
+class LRScheduler(_SavedState):
+    """Base of the epoch-driven schedules: subclasses implement ``get_lr`` (chainable form) and
+    ``_closed_form`` (the rate of each group at ``self.last_epoch``)."""
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -71,15 +168,12 @@ class LRScheduler:
         """The learning rate of each parameter group after the last step."""
         return list(self._last_lr)
 
-    def state_dict(self):
-        """Every attribute but the optimiser (plain numbers and lists)."""
-        return {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                for k, v in self.__dict__.items() if k not in self._unsaved}
-
-    def load_state_dict(self, state_dict):
-        for key, value in state_dict.items():
-            if key not in self._unsaved:
-                setattr(self, key, list(value) if isinstance(value, (list, tuple)) else value)
+    def _state_checks(self):
+        n = len(self.optimizer.param_groups)
+        # _last_lr: what the rule gave (a LambdaLR may go below 0), base_lrs: optimizer rates
+        return {"last_epoch": _counter(-1), "_step_count": _counter(), "_is_initial": check_bool,
+                "base_lrs": _rates(n),
+                "_last_lr": lambda value, at: check_real_list(value, at, n)}
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self.get_last_lr()})"
@@ -121,6 +215,9 @@ class StepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    def _state_checks(self):
+        return {**super()._state_checks(), "step_size": _counter(1), "gamma": _number()}
+
     def get_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._group_lrs()
@@ -139,6 +236,10 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    def _state_checks(self):
+        return {**super()._state_checks(), "milestones": _int_list(ordered=True),
+                "gamma": _number()}
+
     def get_lr(self):
         hits = self.milestones.count(self.last_epoch)
         if hits == 0:
@@ -156,6 +257,9 @@ class ExponentialLR(LRScheduler):
     def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    def _state_checks(self):
+        return {**super()._state_checks(), "gamma": _number()}
 
     def get_lr(self):
         if self._is_initial:
@@ -184,6 +288,11 @@ class LinearLR(LRScheduler):
         self.end_factor = end_factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
+
+    def _state_checks(self):
+        return {**super()._state_checks(), "total_iters": _counter(1),
+                "start_factor": _number(0.0, 1.0, low_open=True),
+                "end_factor": _number(0.0, 1.0)}
 
     def get_lr(self):
         if self.last_epoch == 0:
@@ -220,6 +329,10 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
+
+    def _state_checks(self):
+        return {**super()._state_checks(), "T_max": _number(0.0, low_open=True),
+                "eta_min": _number()}
 
     def get_lr(self):
         epoch, t_max, eta_min = self.last_epoch, self.T_max, self.eta_min
@@ -288,13 +401,36 @@ class SequentialLR(LRScheduler):
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
+    def _state_checks(self):
+        return {**super()._state_checks(),
+                "_milestones": _int_list(len(self._schedulers) - 1),
+                "_schedulers": self._check_children}
+
+    def _check_children(self, value, at):
+        """One state per scheduler, each checked by that scheduler."""
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{at} must be a list, got {type_name(value)}")
+        if len(value) != len(self._schedulers):
+            raise ValueError(f"{at} has {len(value)} states, this SequentialLR has "
+                             f"{len(self._schedulers)} schedulers")
+        for i, (scheduler, saved) in enumerate(zip(self._schedulers, value, strict=True)):
+            try:
+                scheduler.check_state_dict(saved)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{at}[{i}]: {exc}") from None
+
     def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        for scheduler, saved in zip(self._schedulers, state_dict["_schedulers"], strict=True):
+        """Restore what ``state_dict`` returned, the schedulers' states included; all of it is
+        checked before anything changes."""
+        self.check_state_dict(state_dict)
+        own = {k: v for k, v in state_dict.items() if k != "_schedulers"}
+        super().load_state_dict(own)
+        for scheduler, saved in zip(self._schedulers, state_dict.get("_schedulers", ()),
+                                    strict=True):
             scheduler.load_state_dict(saved)
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_SavedState):
     """Multiply the rate by ``factor`` when a metric stops improving for more than ``patience``
     epochs: ``scheduler.step(metric)`` once per epoch.
 
@@ -372,11 +508,16 @@ class ReduceLROnPlateau:
     def get_last_lr(self):
         return list(self._last_lr)
 
-    def state_dict(self):
-        return {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                for k, v in self.__dict__.items() if k != "optimizer"}
+    def _state_checks(self):
+        n = len(self.optimizer.param_groups)
+        count = _number(0.0)   # patience and cooldown are compared with counters: any number
 
-    def load_state_dict(self, state_dict):
-        for key, value in state_dict.items():
-            if key != "optimizer":
-                setattr(self, key, list(value) if isinstance(value, (list, tuple)) else value)
+        def best(value, at):
+            check_real(value, at, finite=False)   # starts at +-inf
+
+        return {"mode": _choice("min", "max"), "threshold_mode": _choice("rel", "abs"),
+                "factor": _number(None, 1.0, strict_max=True), "patience": count,
+                "threshold": _number(), "cooldown": count, "cooldown_counter": count,
+                "eps": _number(0.0), "min_lrs": _rates(n), "last_epoch": _counter(),
+                "num_bad_epochs": _counter(), "best": best,
+                "_last_lr": lambda value, at: check_real_list(value, at, n)}

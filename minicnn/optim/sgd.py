@@ -1,6 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (PyTorch's)."""
 
-from .optimizer import Optimizer, check_number, required
+from .optimizer import Optimizer, check_flag, check_number, required
 
 
 class SGD(Optimizer):
@@ -16,6 +16,8 @@ class SGD(Optimizer):
         p = p - lr * g
     """
 
+    _state_spec = {"momentum_buffer": "param"}
+
     def __init__(self, params, lr=required, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, maximize=False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -26,6 +28,9 @@ class SGD(Optimizer):
         check_number("lr", group["lr"])
         check_number("momentum", group["momentum"])
         check_number("weight_decay", group["weight_decay"])
+        check_number("dampening", group["dampening"], minimum=None)
+        check_flag("nesterov", group["nesterov"])
+        check_flag("maximize", group["maximize"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 

@@ -23,6 +23,7 @@ from numba import prange
 
 from ..device import to_numpy
 from ..jit import cpu_kernel
+from .state_checks import check_adam_step, check_update_sizes
 
 PARALLEL_MIN = 1 << 15   # elements from which an update runs in parallel
 NORM_CHUNK = 8192        # elements per partial sum of a norm
@@ -102,6 +103,7 @@ def sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov
     p = _flat(param, "parameter")
     g = _flat_grad(grad, param)
     b = p if buf is None else _flat(buf, "momentum buffer")   # not touched when momentum == 0
+    check_update_sizes("sgd_update", p, g, momentum_buffer=buf)
     kernel = sgd_parallel if p.size >= PARALLEL_MIN else sgd_serial
     kernel(p, g, b, float(lr), float(momentum), float(dampening), float(weight_decay),
            bool(nesterov), bool(maximize), bool(first))
@@ -159,6 +161,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta
     m = _flat(exp_avg, "exp_avg")
     v = _flat(exp_avg_sq, "exp_avg_sq")
     vmax = v if max_exp_avg_sq is None else _flat(max_exp_avg_sq, "max_exp_avg_sq")
+    check_update_sizes("adam_update", p, g, exp_avg=m, exp_avg_sq=v, max_exp_avg_sq=vmax)
+    check_adam_step("adam_update", step, beta1, beta2)
     step_size = lr / (1.0 - beta1 ** step)
     bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** step)
     kernel = adam_parallel if p.size >= PARALLEL_MIN else adam_serial

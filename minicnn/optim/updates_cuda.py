@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..cuda_device import cuda, flat, launch
+from .state_checks import check_adam_step, check_update_sizes
 
 CHUNK = 4096   # elements per partial sum of a reduction
 
@@ -84,6 +85,7 @@ def sgd_kernel(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maxim
 
 def sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
     """One SGD step in place (PyTorch's formula); ``buf`` is None without momentum."""
+    check_update_sizes("sgd_update", param, grad, momentum_buffer=buf)
     p = flat(param)
     launch(sgd_kernel, p.size, p, _grad(grad, param), p if buf is None else flat(buf), float(lr),
            float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
@@ -121,6 +123,9 @@ def adam_kernel(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
                 weight_decay, decoupled, amsgrad, maximize):
     """One Adam (``decoupled=False``) or AdamW step in place; ``step`` counts from 1."""
+    check_update_sizes("adam_update", param, grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
+                       max_exp_avg_sq=max_exp_avg_sq)
+    check_adam_step("adam_update", step, beta1, beta2)
     p = flat(param)
     v = flat(exp_avg_sq)
     step_size = lr / (1.0 - beta1 ** step)

@@ -5,7 +5,7 @@ import argparse
 
 import numpy as np
 import pytest
-from minicnn.data import load_image
+from minicnn.data import DataFormatError, load_image
 from PIL import Image
 
 from minicnn_style_transfer import cli, load_rgb
@@ -47,8 +47,12 @@ def test_nan_pixels_never_enter(tmp_path):
     a = np.full((8, 8), np.nan, np.float32)
     a[4:] = 0.5
     Image.fromarray(a, "F").save(tmp_path / "nan.tif")
-    image = load_rgb(tmp_path / "nan.tif")
-    assert np.isfinite(image).all() and image[:, 0, 0].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(DataFormatError, match=r"nan\.tif: float image with 32 NaN pixel"):
+        load_rgb(tmp_path / "nan.tif")
+    a[:4] = np.inf                          # infinities are clipped, as by minicnn's load_image
+    Image.fromarray(a, "F").save(tmp_path / "inf.tif")
+    image = load_rgb(tmp_path / "inf.tif")
+    assert np.isfinite(image).all() and image[:, 0, 0].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_style_command_end_to_end(tmp_path, capsys):
