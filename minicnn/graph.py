@@ -39,25 +39,38 @@ class Model(Module):
         self._adopt_device()
 
     def _toposort(self):
-        order, state = [], {}
+        """The nodes the outputs depend on, each after its inputs' nodes: a depth-first walk, kept
+        on an explicit stack so a graph thousands of nodes deep does not exhaust Python's
+        recursion limit. The order is that of the recursive walk: inputs in order, first use
+        first."""
+        order, seen = [], set()
         input_ids = {id(s) for s in self.inputs}
 
-        def visit(symbol):
+        def node_of(symbol):
             if id(symbol) in input_ids:
-                return
-            node = symbol.node
-            if node is None:
+                return None
+            if symbol.node is None:
                 raise ValueError("an output depends on an Input that is not among the model's "
                                  "inputs")
-            if state.get(id(node)) == "done":
-                return
-            state[id(node)] = "done"
-            for s in node.inputs:
-                visit(s)
-            order.append(node)
+            return symbol.node
 
-        for s in self.outputs:
-            visit(s)
+        for output in self.outputs:
+            root = node_of(output)
+            if root is None or id(root) in seen:
+                continue
+            seen.add(id(root))
+            stack = [(root, iter(root.inputs))]
+            while stack:
+                node, pending = stack[-1]
+                for symbol in pending:
+                    child = node_of(symbol)
+                    if child is not None and id(child) not in seen:
+                        seen.add(id(child))
+                        stack.append((child, iter(child.inputs)))
+                        break
+                else:                     # every input placed: the node follows them
+                    order.append(node)
+                    stack.pop()
         return order
 
     def _name_nodes(self):

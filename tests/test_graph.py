@@ -385,3 +385,21 @@ def test_a_param_assigned_as_an_attribute_is_declared_and_trains():
     linear.weight = minicnn.Param(np.zeros((2, 2), np.float32))
     assert linear.weight is not old and dict(linear.named_parameters())["weight"] is linear.weight
     np.testing.assert_array_equal(linear(np.ones((1, 2), np.float32)), linear.bias.data[None])
+
+
+def test_a_graph_deeper_than_pythons_recursion_limit():
+    import sys
+    depth = sys.getrecursionlimit() + 500
+    x = Input((3,))
+    h = x
+    for _ in range(depth):
+        h = nn.Tanh()(h)
+    model = Model(x, [h, nn.Sigmoid()(x)])
+    assert len(model.nodes) == depth + 1 and model.nodes[0].inputs == [x]
+    a = np.full((2, 3), 0.5, np.float32)
+    y, _ = model(a)
+    expected = a.astype(np.float64)
+    for _ in range(depth):
+        expected = np.tanh(expected)
+    np.testing.assert_allclose(y, expected, rtol=1e-4)
+    assert model.backward([np.ones_like(y), np.zeros((2, 3), np.float32)]).shape == (2, 3)
