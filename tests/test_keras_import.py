@@ -271,6 +271,108 @@ def test_truncated_shard_and_bad_json(tmp_path):
         import_keras_tfjs(path)
 
 
+# -- malformed layer configs: a ModelFormatError naming the file, the layer and the key -----------
+
+_TWO = [[["in", 0, 0, {}], ["in", 0, 0, {}]]]
+
+
+def _small_model(directory, layers, weights=(), input_layers=None, output="x",
+                 shape=(None, 4, 4, 2)):
+    """An InputLayer 'in' of ``shape`` then ``layers``; the output is layer ``output``."""
+    inputs = [_layer("InputLayer", "in", None, batch_input_shape=list(shape))]
+    topology = {"class_name": "Model", "config": {
+        "name": "m", "layers": inputs + layers,
+        "input_layers": input_layers or [["in", 0, 0]], "output_layers": [[output, 0, 0]]}}
+    return _write(directory, topology, list(weights), shards=1)
+
+
+def _dense_weights():
+    return [("x/kernel", np.ones((32, 3), np.float32)), ("x/bias", np.zeros(3, np.float32))]
+
+
+@pytest.mark.parametrize("cls, config", [
+    ("Flatten", {}), ("Conv2D", {"filters": 2, "kernel_size": 1}), ("Dense", {"units": 2}),
+    ("BatchNormalization", {}), ("MaxPooling2D", {}), ("AveragePooling2D", {}),
+    ("GlobalAveragePooling2D", {}), ("GlobalMaxPooling2D", {}), ("ZeroPadding2D", {}),
+    ("Activation", {"activation": "relu"}), ("LeakyReLU", {}), ("ReLU", {}), ("ELU", {}),
+    ("Dropout", {}), ("SpatialDropout2D", {}),
+])
+def test_single_input_layer_fed_two_tensors(tmp_path, cls, config):
+    path = _small_model(tmp_path, [_layer(cls, "x", ["in", "in"], **config)])
+    with pytest.raises(ModelFormatError, match="Keras layer 'x': takes one input tensor, got 2") \
+            as info:
+        import_keras_tfjs(path)
+    assert info.value.path == str(path)
+
+
+def _flat(*layers):
+    """``layers`` after a Flatten 'f' of the input (32 features)."""
+    return [_layer("Flatten", "f", ["in"])] + list(layers)
+
+
+@pytest.mark.parametrize("layers, weights, match", [
+    ([_layer("Activation", "x", ["in"], activation={"a": 1})], (),
+     r"'x': unsupported activation \{'a': 1\}"),
+    (_flat(_layer("Dense", "x", ["f"], units=3, activation=["relu"])), _dense_weights(),
+     r"'x': unsupported activation \['relu'\]"),
+    ([_layer("Concatenate", "x", ["in", "in"], axis=[1])], (),
+     r"'x': axis must be an integer, got \[1\]"),
+    ([_layer("LeakyReLU", "x", ["in"], alpha="x")], (), "'x': alpha must be a finite number"),
+    ([_layer("LeakyReLU", "x", ["in"], alpha=10**400)], (), "'x': alpha must be a finite number"),
+    ([_layer("LeakyReLU", "x", ["in"], alpha=math.nan)], (), "'x': alpha must be a finite number"),
+    ([_layer("ELU", "x", ["in"], alpha=[1.0])], (), "'x': alpha must be a finite number"),
+    ([_layer("Dropout", "x", ["in"], rate=10**400)], (), r"'x': rate must be a finite number in "
+                                                         r"\[0, 1\)"),
+    ([_layer("BatchNormalization", "x", ["in"], epsilon=10**400)], (),
+     "'x': epsilon must be a finite number"),
+    ([_layer("MaxPooling2D", "x", ["in"], pool_size=[2, 10**12], strides=[1, 1],
+             padding="same")], (), r"'x': pool_size must be two integers in \[1, 4096\]"),
+    ([_layer("ZeroPadding2D", "x", ["in"], padding=10**6)], (), "'x': unsupported padding"),
+    (_flat(_layer("Dense", "x", ["f"], units=3, use_bias="no")), _dense_weights(),
+     "'x': use_bias must be true or false, got 'no'"),
+    ([dict(_layer("Flatten", "x", ["in"]), inbound_nodes=[5])], (),
+     "'x': inbound_nodes must hold a list of tensor references, got 5"),
+], ids=["activation-dict", "dense-activation-list", "concat-axis-list", "alpha-str", "alpha-huge",
+        "alpha-nan", "elu-alpha-list", "dropout-rate-huge", "bn-epsilon-huge", "pool-size-huge",
+        "zero-padding-huge", "use-bias-str", "inbound-nodes-int"])
+def test_malformed_layer_config(tmp_path, layers, weights, match):
+    path = _small_model(tmp_path, layers, weights)
+    with pytest.raises(ModelFormatError, match=match) as info:
+        import_keras_tfjs(path)
+    assert info.value.path == str(path) and str(info.value).startswith(str(path))
+
+
+def test_output_depending_on_an_unlisted_input(tmp_path):
+    layers = [_layer("InputLayer", "in2", None, batch_input_shape=[None, 4, 4, 2]),
+              _layer("Add", "x", ["in", "in2"])]
+    path = _small_model(tmp_path, layers)
+    with pytest.raises(ModelFormatError, match="cannot assemble the model: .*not among the "
+                                               "model's inputs") as info:
+        import_keras_tfjs(path)
+    assert info.value.path == str(path)
+
+
+def test_input_layers_naming_a_hidden_layer(tmp_path):
+    path = _small_model(tmp_path, [_layer("Flatten", "x", ["in"])], input_layers=[["x", 0, 0]])
+    with pytest.raises(ModelFormatError, match=r"input \['x', 0, 0\] names no InputLayer"):
+        import_keras_tfjs(path)
+
+
+def test_absurd_input_shape(tmp_path):
+    path = _small_model(tmp_path, [_layer("Flatten", "x", ["in"])],
+                        shape=(None, 10**9, 10**9, 3))
+    with pytest.raises(ModelFormatError, match="unsupported batch_input_shape"):
+        import_keras_tfjs(path)
+
+
+def test_absurd_weight_shape(tmp_path):
+    path = _small_model(tmp_path, [_layer("Flatten", "x", ["in"])],
+                        [("x/kernel", np.zeros((0, 1), np.float32))])
+    _edit(path, lambda d: d["weightsManifest"][0]["weights"][0].update(shape=[0, 2**70]))
+    with pytest.raises(ModelFormatError, match=r"weight 'x/kernel' has an absurd shape"):
+        import_keras_tfjs(path)
+
+
 # -- Tiny Darknet on a real photo ---------------------------------------------------------------
 
 def _chelsea(shared_data):

@@ -3,10 +3,11 @@
 """
 
 import math
+import reprlib
 
 import numpy as np
 
-from ..errors import ModelFormatError, ShapeError
+from ..errors import MinicnnError, ModelFormatError
 from ..graph import Model
 from ..registry import get_registry
 from ..symbolic import Input
@@ -19,6 +20,34 @@ _IGNORED_OPTIONS = {"name", "trainable", "dtype", "kernel_initializer", "bias_in
                     "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer",
                     "gamma_regularizer", "beta_constraint", "gamma_constraint", "noise_shape",
                     "seed", "batch_input_shape", "batch_size", "sparse", "ragged", "synchronized"}
+
+
+# Bounds on what a layers model may declare: checked at import, so that a hostile model.json is a
+# ModelFormatError there rather than an absurd allocation (or hours of work) in the first forward.
+MAX_LAYERS = 20000          # layers in a topology
+MAX_INPUTS = 1024           # tensors fed to one layer (Add, Concatenate)
+MAX_WINDOW = 4096           # kernel / pool window span, stride, dilation, padding of one side
+MAX_UNITS = 1 << 20         # filters of a Conv2D, units of a Dense
+MAX_ELEMENTS = 1 << 28      # elements of one sample's tensor (1 GiB of float32), when known
+MAX_WORK = 1 << 36          # multiply-adds (or window reads) of one layer on one sample, when known
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 4, 40, 40
+_REPR.maxlong = 40
+
+
+def brief(value):
+    """A short repr of a value read from a file (bounded however large or deep the value is)."""
+    try:
+        text = _REPR.repr(value)
+    except (ValueError, RecursionError):     # an int beyond Python's digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Value:
@@ -46,22 +75,81 @@ class Importer:
     # -- helpers --------------------------------------------------------------------------------
 
     def fail(self, layer, message):
-        raise ModelFormatError(f"Keras layer '{layer}': {message}", path=self.path)
+        raise ModelFormatError(f"Keras layer '{layer:.80}': {message}", path=self.path)
 
     def option(self, layer, config, key, default=None, allowed=None):
         value = config.get(key, default)
         if allowed is not None and value not in allowed:
-            self.fail(layer, f"unsupported {key}={value!r} (supported: {allowed})")
+            self.fail(layer, f"unsupported {key}={brief(value)} (supported: {allowed})")
         return value
 
-    def pair(self, layer, config, key, default=None):
+    def single(self, layer, inputs):
+        """The one input tensor of a single-input layer."""
+        if len(inputs) != 1:
+            self.fail(layer, f"takes one input tensor, got {len(inputs)}")
+        return inputs[0]
+
+    def config_str(self, layer, config, key, default=None, allowed=None):
+        """A string option (or ``default`` when absent), one of ``allowed`` when given."""
         value = config.get(key, default)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if value is default:
+            return value
+        if not isinstance(value, str):
+            self.fail(layer, f"{key} must be a string, got {brief(value)}")
+        if allowed is not None and value not in allowed:
+            self.fail(layer, f"unsupported {key}={brief(value)} (supported: {allowed})")
+        return value
+
+    def config_int(self, layer, config, key, default=None, minimum=1, maximum=MAX_WINDOW):
+        """An integer option in [minimum, maximum] (``default`` when absent)."""
+        value = config.get(key, default)
+        if not _is_int(value) or not minimum <= value <= maximum:
+            self.fail(layer, f"{key} must be an integer in [{minimum}, {maximum}], got "
+                             f"{brief(value)}")
+        return value
+
+    def config_float(self, layer, config, key, default=None, minimum=-_FLOAT32_MAX,
+                     maximum=_FLOAT32_MAX, below=None):
+        """A finite number option in [minimum, maximum] (and < ``below`` when given) as a float."""
+        value = config.get(key, default)
+        number = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = None
+        if number is None or not math.isfinite(number) or not minimum <= number <= maximum \
+                or (below is not None and number >= below):
+            upper = f"{maximum:g}]" if below is None else f"{below:g})"
+            self.fail(layer, f"{key} must be a finite number in [{minimum:g}, {upper}, got "
+                             f"{brief(value)}")
+        return number
+
+    def config_bool(self, layer, config, key, default):
+        value = config.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(layer, f"{key} must be true or false, got {brief(value)}")
+        return value
+
+    def pair(self, layer, config, key, default=None, minimum=1):
+        """Two integers in [minimum, MAX_WINDOW] (an int stands for both)."""
+        value = config.get(key, default)
+        if _is_int(value):
             value = [value, value]
         if not (isinstance(value, list) and len(value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
-            self.fail(layer, f"{key} must be two positive integers, got {value!r}")
+                and all(_is_int(v) and minimum <= v <= MAX_WINDOW for v in value)):
+            self.fail(layer, f"{key} must be two integers in [{minimum}, {MAX_WINDOW}], got "
+                             f"{brief(config.get(key, default))}")
         return tuple(value)
+
+    def check_work(self, layer, symbol, per_output):
+        """Refuse a layer whose output (known size only) costs more than MAX_WORK to compute."""
+        shape = symbol.shape
+        if shape is not None and all(d is not None for d in shape):
+            work = math.prod(shape) * per_output
+            if work > MAX_WORK:
+                self.fail(layer, f"would take {work} multiply-adds per sample (output "
+                                 f"{list(shape)}), over the {MAX_WORK} limit")
 
     def weight(self, layer, name, shape=None, required=True):
         key = (layer, name)
@@ -88,9 +176,15 @@ class Importer:
 
     def call(self, layer, module, inputs, name):
         try:
-            return module(inputs if len(inputs) > 1 else inputs[0], name=name)
-        except ShapeError as exc:
+            out = module(inputs if len(inputs) > 1 else inputs[0], name=name)
+        except MinicnnError as exc:
             self.fail(layer, f"does not fit its input: {exc}")
+        shape = getattr(out, "shape", None)
+        if shape is not None and all(d is not None for d in shape) \
+                and math.prod(shape) > MAX_ELEMENTS:
+            self.fail(layer, f"makes a tensor of {math.prod(shape)} elements per sample (shape "
+                             f"{list(shape)}), over the {MAX_ELEMENTS} limit")
+        return out
 
     def set_params(self, layer, module, **arrays):
         for pname, value in arrays.items():
@@ -105,19 +199,29 @@ class Importer:
     def image(self, layer, value):
         if value.layout != "image":
             self.fail(layer, "expects a 4-D image input (N, H, W, C)")
-        return value.symbol.shape   # (C, H, W), H and W possibly None
+        shape = value.symbol.shape
+        if shape is None or len(shape) != 3 or shape[0] is None:
+            self.fail(layer, f"the shape of its input cannot be inferred (got {shape})")
+        return shape   # (C, H, W), H and W possibly None
+
+    def features(self, layer, value):
+        """The feature count of a vector (or flattened image) input, which must be known."""
+        shape = value.symbol.shape
+        if shape is None or len(shape) != 1 or shape[0] is None:
+            self.fail(layer, f"the feature count of its input cannot be inferred (got {shape})")
+        return shape[0]
 
     def channels_last(self, layer, config):
         if config.get("data_format") not in (None, "channels_last"):
-            self.fail(layer, f"unsupported data_format={config['data_format']!r} (only "
+            self.fail(layer, f"unsupported data_format={brief(config['data_format'])} (only "
                              f"channels_last)")
 
     def activation(self, layer, name, value):
         """Append the activation called ``name`` after ``value`` (none for "linear")."""
         if name in (None, "linear"):
             return value
-        if name not in _ACTIVATIONS:
-            self.fail(layer, f"unsupported activation {name!r} (supported: linear, "
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
+            self.fail(layer, f"unsupported activation {brief(name)} (supported: linear, "
                              f"{', '.join(sorted(_ACTIVATIONS))})")
         kwargs = {"dim": 1} if name == "softmax" else {}
         module = self.make(layer, _ACTIVATIONS[name], **kwargs)
@@ -129,6 +233,9 @@ class Importer:
         pads = []
         for size, k, s, d in zip(hw, kernel, stride, dilation, strict=True):
             span = d * (k - 1) + 1
+            if span > MAX_WINDOW:
+                self.fail(layer, f"the window spans {span} pixels (kernel {k}, dilation {d}), over "
+                                 f"the {MAX_WINDOW} limit")
             if s == 1:
                 total = span - 1
             elif size is None:
@@ -152,13 +259,16 @@ class Importer:
     def InputLayer(self, layer, config, inputs):  # noqa: N802 - Keras class names
         shape = config.get("batch_input_shape", config.get("batch_shape"))
         if not isinstance(shape, list) or len(shape) not in (2, 4) or not all(
-                d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
-                for d in shape[1:]):
-            self.fail(layer, f"unsupported batch_input_shape {shape!r} (supported: [None, H, W, C] "
-                             f"or [None, F])")
+                d is None or (_is_int(d) and 0 < d <= MAX_ELEMENTS) for d in shape[1:]):
+            self.fail(layer, f"unsupported batch_input_shape {brief(shape)} (supported: "
+                             f"[None, H, W, C] or [None, F], sizes in [1, {MAX_ELEMENTS}])")
+        if shape[-1] is None:
+            self.fail(layer, "the channel (feature) count of the input must be known")
+        known = [d for d in shape[1:] if d is not None]
+        if math.prod(known) > MAX_ELEMENTS:
+            self.fail(layer, f"an input of shape {shape} has more than {MAX_ELEMENTS} elements per "
+                             f"sample")
         if len(shape) == 4:
-            if shape[3] is None:
-                self.fail(layer, "the channel count of the input must be known")
             symbol = Input((shape[3], shape[1], shape[2]))
             value = _Value(symbol, "image")
         else:
@@ -169,41 +279,40 @@ class Importer:
 
     def Conv2D(self, layer, config, inputs):  # noqa: N802
         self.channels_last(layer, config)
-        (value,) = inputs
+        value = self.single(layer, inputs)
         cin, h, w = self.image(layer, value)
-        filters = config.get("filters")
-        if not isinstance(filters, int) or filters < 1:
-            self.fail(layer, f"filters must be a positive integer, got {filters!r}")
+        filters = self.config_int(layer, config, "filters", maximum=MAX_UNITS)
         kernel = self.pair(layer, config, "kernel_size")
         stride = self.pair(layer, config, "strides", [1, 1])
         dilation = self.pair(layer, config, "dilation_rate", [1, 1])
         groups = config.get("groups", 1)
-        if not isinstance(groups, int) or groups < 1 or cin % groups or filters % groups:
-            self.fail(layer, f"unsupported groups={groups!r} for {cin} input channels")
-        padding = self.option(layer, config, "padding", "valid", ["valid", "same"])
-        use_bias = bool(config.get("use_bias", True))
+        if not _is_int(groups) or groups < 1 or cin % groups or filters % groups:
+            self.fail(layer, f"unsupported groups={brief(groups)} for {cin} input channels and "
+                             f"{filters} filters")
+        padding = self.config_str(layer, config, "padding", "valid", ["valid", "same"])
+        use_bias = self.config_bool(layer, config, "use_bias", True)
+        # the weights file fixes the parameter count: check it before building the layer
+        kern = self.weight(layer, "kernel", (*kernel, cin // groups, filters))
+        params = {"weight": np.transpose(kern, (3, 2, 0, 1))}
+        if use_bias:
+            params["bias"] = self.weight(layer, "bias", (filters,))
         pads = (self.same_padding(layer, (h, w), kernel, stride, dilation) if padding == "same"
                 else (0, 0, 0, 0))
         value, sym_pad = self.padded(layer, value, pads, 0.0)
         conv = self.make(layer, "Conv2d", cin, filters, kernel, stride=stride, padding=sym_pad,
                          dilation=dilation, groups=groups, bias=use_bias)
-        kern = self.weight(layer, "kernel", (*kernel, cin // groups, filters))
-        params = {"weight": np.transpose(kern, (3, 2, 0, 1))}
-        if use_bias:
-            params["bias"] = self.weight(layer, "bias", (filters,))
         self.set_params(layer, conv, **params)
         out = _Value(self.call(layer, conv, [value.symbol], layer), "image")
+        self.check_work(layer, out.symbol, kernel[0] * kernel[1] * (cin // groups))
         return self.activation(layer, config.get("activation"), out)
 
     def Dense(self, layer, config, inputs):  # noqa: N802
-        (value,) = inputs
+        value = self.single(layer, inputs)
         if value.layout == "image":
             self.fail(layer, "Dense on a 4-D input is not supported (Flatten it first)")
-        features = value.symbol.shape[0]
-        units = config.get("units")
-        if not isinstance(units, int) or units < 1:
-            self.fail(layer, f"units must be a positive integer, got {units!r}")
-        use_bias = bool(config.get("use_bias", True))
+        features = self.features(layer, value)
+        units = self.config_int(layer, config, "units", maximum=MAX_UNITS)
+        use_bias = self.config_bool(layer, config, "use_bias", True)
         kern = self.weight(layer, "kernel", (features, units))
         if value.layout == "flat":       # rows in Keras' (h, w, c) order -> minicnn's (c, h, w)
             c, h, w = value.chw
@@ -217,26 +326,23 @@ class Importer:
         return self.activation(layer, config.get("activation"), out)
 
     def BatchNormalization(self, layer, config, inputs):  # noqa: N802
-        (value,) = inputs
+        value = self.single(layer, inputs)
         if value.layout == "image":
             self.option(layer, config, "axis", -1, [-1, 3, [3], [-1]])
-            type_name, features = "BatchNorm2d", value.symbol.shape[0]
+            type_name, features = "BatchNorm2d", self.image(layer, value)[0]
         else:
             self.option(layer, config, "axis", -1, [-1, 1, [1], [-1]])
-            type_name, features = "BatchNorm1d", value.symbol.shape[0]
-        eps = config.get("epsilon", 1e-3)
-        momentum = config.get("momentum", 0.99)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                   for v in (eps, momentum)) or not 0 <= momentum <= 1:
-            self.fail(layer, f"invalid epsilon={eps!r} or momentum={momentum!r}")
-        bn = self.make(layer, type_name, features, eps=float(eps), momentum=1.0 - float(momentum))
+            type_name, features = "BatchNorm1d", self.features(layer, value)
+        eps = self.config_float(layer, config, "epsilon", 1e-3, minimum=0.0)
+        momentum = self.config_float(layer, config, "momentum", 0.99, minimum=0.0, maximum=1.0)
         shape = (features,)
-        gamma = (self.weight(layer, "gamma", shape) if config.get("scale", True)
-                 else np.ones(shape, np.float32))
-        beta = (self.weight(layer, "beta", shape) if config.get("center", True)
-                else np.zeros(shape, np.float32))
+        scale = self.config_bool(layer, config, "scale", True)
+        center = self.config_bool(layer, config, "center", True)
+        gamma = self.weight(layer, "gamma", shape) if scale else np.ones(shape, np.float32)
+        beta = self.weight(layer, "beta", shape) if center else np.zeros(shape, np.float32)
         mean = self.weight(layer, "moving_mean", shape)
         var = self.weight(layer, "moving_variance", shape)
+        bn = self.make(layer, type_name, features, eps=eps, momentum=1.0 - momentum)
         if value.layout == "flat":     # features in Keras' (h, w, c) order -> minicnn's (c, h, w)
             c, h, w = value.chw
             gamma, beta, mean, var = (v.reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
@@ -251,48 +357,58 @@ class Importer:
         return _Value(self.call(layer, module, [value.symbol], layer), value.layout, value.chw)
 
     def Activation(self, layer, config, inputs):  # noqa: N802
-        (value,) = inputs
+        value = self.single(layer, inputs)
         name = config.get("activation")
         if name in (None, "linear"):
             return value
-        if name not in _ACTIVATIONS:
-            self.fail(layer, f"unsupported activation {name!r}")
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
+            self.fail(layer, f"unsupported activation {brief(name)} (supported: linear, "
+                             f"{', '.join(sorted(_ACTIVATIONS))})")
         kwargs = {"dim": 1} if name == "softmax" else {}
         return self._elementwise(layer, value, _ACTIVATIONS[name], **kwargs)
 
     def ReLU(self, layer, config, inputs):  # noqa: N802
         for key in ("max_value", "threshold", "negative_slope"):
             if config.get(key) not in (None, 0, 0.0):
-                self.fail(layer, f"unsupported {key}={config[key]!r} (only a plain ReLU)")
-        return self._elementwise(layer, inputs[0], "ReLU")
+                self.fail(layer, f"unsupported {key}={brief(config[key])} (only a plain ReLU)")
+        return self._elementwise(layer, self.single(layer, inputs), "ReLU")
 
     def LeakyReLU(self, layer, config, inputs):  # noqa: N802
-        alpha = config.get("alpha", config.get("negative_slope", 0.3))
-        return self._elementwise(layer, inputs[0], "LeakyReLU", float(alpha))
+        key = "alpha" if "alpha" in config or "negative_slope" not in config else "negative_slope"
+        alpha = self.config_float(layer, config, key, 0.3)
+        return self._elementwise(layer, self.single(layer, inputs), "LeakyReLU", alpha)
 
     def ELU(self, layer, config, inputs):  # noqa: N802
-        return self._elementwise(layer, inputs[0], "ELU", float(config.get("alpha", 1.0)))
+        alpha = self.config_float(layer, config, "alpha", 1.0)
+        return self._elementwise(layer, self.single(layer, inputs), "ELU", alpha)
 
     def Softmax(self, layer, config, inputs):  # noqa: N802
         self.option(layer, config, "axis", -1, [-1])
-        return self._elementwise(layer, inputs[0], "Softmax", dim=1)
+        return self._elementwise(layer, self.single(layer, inputs), "Softmax", dim=1)
 
     def Dropout(self, layer, config, inputs):  # noqa: N802
-        return self._elementwise(layer, inputs[0], "Dropout", float(config.get("rate", 0.5)))
+        rate = self.config_float(layer, config, "rate", 0.5, minimum=0.0, below=1.0)
+        return self._elementwise(layer, self.single(layer, inputs), "Dropout", rate)
 
     def SpatialDropout2D(self, layer, config, inputs):  # noqa: N802
         self.channels_last(layer, config)
-        self.image(layer, inputs[0])
-        return self._elementwise(layer, inputs[0], "Dropout2d", float(config.get("rate", 0.5)))
+        value = self.single(layer, inputs)
+        self.image(layer, value)
+        rate = self.config_float(layer, config, "rate", 0.5, minimum=0.0, below=1.0)
+        return self._elementwise(layer, value, "Dropout2d", rate)
 
     def _pool(self, layer, config, inputs, kind):
         self.channels_last(layer, config)
-        (value,) = inputs
+        value = self.single(layer, inputs)
         _, h, w = self.image(layer, value)
         kernel = self.pair(layer, config, "pool_size", [2, 2])
         stride = config.get("strides")
         stride = kernel if stride is None else self.pair(layer, config, "strides")
-        padding = self.option(layer, config, "padding", "valid", ["valid", "same"])
+        padding = self.config_str(layer, config, "padding", "valid", ["valid", "same"])
+        if padding == "valid" and any(size is not None and k > size
+                                      for size, k in zip((h, w), kernel, strict=True)):
+            self.fail(layer, f"the pooling window {list(kernel)} is larger than its input "
+                             f"({h}, {w})")
         pads = (self.same_padding(layer, (h, w), kernel, stride, (1, 1)) if padding == "same"
                 else (0, 0, 0, 0))
         if kind == "max":
@@ -304,7 +420,9 @@ class Importer:
                                  f"left, right), which average pooling cannot express")
             pool = self.make(layer, "AvgPool2d", kernel, stride, (pads[0], pads[2]),
                              count_include_pad=False)
-        return _Value(self.call(layer, pool, [value.symbol], layer), "image")
+        out = _Value(self.call(layer, pool, [value.symbol], layer), "image")
+        self.check_work(layer, out.symbol, kernel[0] * kernel[1])
+        return out
 
     def MaxPooling2D(self, layer, config, inputs):  # noqa: N802
         return self._pool(layer, config, inputs, "max")
@@ -314,10 +432,11 @@ class Importer:
 
     def _global(self, layer, config, inputs, module):
         self.channels_last(layer, config)
-        (value,) = inputs
+        value = self.single(layer, inputs)
         self.image(layer, value)
+        keepdims = self.config_bool(layer, config, "keepdims", False)
         pooled = self.call(layer, module, [value.symbol], layer)
-        if config.get("keepdims", False):
+        if keepdims:
             return _Value(pooled, "image")
         flat = self.call(layer, self.make(layer, "Flatten"), [pooled], f"{layer}_flatten")
         return _Value(flat, "vector")
@@ -328,41 +447,48 @@ class Importer:
         return self._global(layer, config, inputs, module)
 
     def GlobalMaxPooling2D(self, layer, config, inputs):  # noqa: N802
-        _, h, w = self.image(layer, inputs[0])
+        _, h, w = self.image(layer, self.single(layer, inputs))
         if h is None or w is None:
             self.fail(layer, "GlobalMaxPooling2D needs a fixed input size")
         return self._global(layer, config, inputs, self.make(layer, "MaxPool2d", (h, w)))
 
     def Flatten(self, layer, config, inputs):  # noqa: N802
-        (value,) = inputs
+        value = self.single(layer, inputs)
         if value.layout != "image":
             return value
         self.channels_last(layer, config)
-        if any(d is None for d in value.symbol.shape):
+        if any(d is None for d in self.image(layer, value)):
             self.fail(layer, "Flatten of an image needs a fixed input size")
         flat = self.call(layer, self.make(layer, "Flatten"), [value.symbol], layer)
         return _Value(flat, "flat", tuple(value.symbol.shape))
 
     def ZeroPadding2D(self, layer, config, inputs):  # noqa: N802
         self.channels_last(layer, config)
-        (value,) = inputs
+        value = self.single(layer, inputs)
         self.image(layer, value)
         pad = config.get("padding", 1)
-        if isinstance(pad, int):
+        if _is_int(pad):
             pad = [[pad, pad], [pad, pad]]
-        elif isinstance(pad, list) and len(pad) == 2 and all(isinstance(p, int) for p in pad):
+        elif isinstance(pad, list) and len(pad) == 2 and all(_is_int(p) for p in pad):
             pad = [[pad[0], pad[0]], [pad[1], pad[1]]]
+
         def is_pair(p):
             return isinstance(p, list) and len(p) == 2 and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
+                _is_int(v) and 0 <= v <= MAX_WINDOW for v in p)
 
         if not (isinstance(pad, list) and len(pad) == 2 and all(is_pair(p) for p in pad)):
-            self.fail(layer, f"unsupported padding={config.get('padding')!r}")
+            self.fail(layer, f"unsupported padding={brief(config.get('padding'))} (integers in "
+                             f"[0, {MAX_WINDOW}])")
         (top, bottom), (left, right) = pad
         module = self.make(layer, "ConstantPad2d", (left, right, top, bottom), 0.0)
         return _Value(self.call(layer, module, [value.symbol], layer), "image")
 
+    def merged(self, layer, inputs, least):
+        if not least <= len(inputs) <= MAX_INPUTS:
+            self.fail(layer, f"takes {least} to {MAX_INPUTS} input tensors, got {len(inputs)}")
+
     def Add(self, layer, config, inputs):  # noqa: N802
+        self.merged(layer, inputs, 2)
         layouts = {(v.layout, v.chw) for v in inputs}
         if len(layouts) != 1:
             self.fail(layer, "inputs of Add have different layouts")
@@ -370,13 +496,16 @@ class Importer:
         return _Value(out, inputs[0].layout, inputs[0].chw)
 
     def Concatenate(self, layer, config, inputs):  # noqa: N802
+        self.merged(layer, inputs, 1)
         axis = config.get("axis", -1)
+        if not _is_int(axis):
+            self.fail(layer, f"axis must be an integer, got {brief(axis)}")
         layout = inputs[0].layout
         if any(v.layout != layout for v in inputs) or layout == "flat":
             self.fail(layer, "Concatenate of flattened images or of mixed layouts is not supported")
         dims = {-1: 1, 3: 1, 1: 2, 2: 3} if layout == "image" else {-1: 1, 1: 1}
         if axis not in dims:
-            self.fail(layer, f"unsupported axis={axis!r}")
+            self.fail(layer, f"unsupported axis={axis} (supported: {sorted(dims)})")
         out = self.call(layer, self.make(layer, "Concat", dims[axis]),
                         [v.symbol for v in inputs], layer)
         return _Value(out, layout)
@@ -384,6 +513,9 @@ class Importer:
     # -- the graph ------------------------------------------------------------------------------
 
     def run(self, layers, input_layers, output_layers):
+        if len(layers) > MAX_LAYERS:
+            raise ModelFormatError(f"the topology has {len(layers)} layers, over the {MAX_LAYERS} "
+                                   f"limit", path=self.path)
         handlers = {}
         for index, spec in enumerate(layers):
             if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
@@ -392,10 +524,10 @@ class Importer:
                                        f"{{'class_name', 'config', ...}}", path=self.path)
             name = spec.get("name", spec["config"].get("name"))
             if not isinstance(name, str) or not name or name in handlers:
-                raise ModelFormatError(f"layer {index} has a missing or repeated name {name!r:.60}",
-                                       path=self.path)
+                raise ModelFormatError(f"layer {index} has a missing or repeated name "
+                                       f"{brief(name)}", path=self.path)
             if spec["class_name"] not in self._KNOWN:
-                self.fail(name, f"unsupported layer class '{spec['class_name']}'")
+                self.fail(name, f"unsupported layer class '{spec['class_name']:.60}'")
             handlers[name] = getattr(type(self), spec["class_name"])
             self.trainable[name] = spec["config"].get("trainable", True) is not False
         for spec in layers:
@@ -408,33 +540,54 @@ class Importer:
                                 f"times; only layers called exactly once are supported")
             else:
                 calls = inbound
+            if isinstance(calls[0], dict):
+                self.fail(name, "uses the Keras 3 node format, which is not supported")
+            if not isinstance(calls[0], list):
+                self.fail(name, f"inbound_nodes must hold a list of tensor references, got "
+                                f"{brief(calls[0])}")
+            if len(calls[0]) > MAX_INPUTS:
+                self.fail(name, f"has {len(calls[0])} inbound tensors, over the {MAX_INPUTS} "
+                                f"limit")
             args = []
             for ref in calls[0]:
                 if isinstance(ref, dict):
                     self.fail(name, "uses the Keras 3 node format, which is not supported")
                 key = _ref_key(ref)
                 if key not in self.values:
-                    self.fail(name, f"has an inbound tensor {ref!r:.80} that no earlier layer "
+                    self.fail(name, f"has an inbound tensor {brief(ref)} that no earlier layer "
                                     f"produced")
                 args.append(self.values[key])
             if spec["class_name"] != "InputLayer" and not args:
                 self.fail(name, "has no inputs")
             self._check_options(name, spec["class_name"], spec["config"])
             self.values[(name, 0, 0)] = handlers[name](self, name, spec["config"], args)
+        if not output_layers or not input_layers:
+            raise ModelFormatError("the model lists no inputs or no outputs", path=self.path)
         outputs = []
         for ref in output_layers:
             if _ref_key(ref) not in self.values:
-                raise ModelFormatError(f"output {ref!r:.80} names no layer output", path=self.path)
+                raise ModelFormatError(f"output {brief(ref)} names no layer output",
+                                       path=self.path)
             outputs.append(self.values[_ref_key(ref)].symbol)
         symbols = []
         for ref in input_layers:
-            if _ref_key(ref) not in self.values:
-                raise ModelFormatError(f"input {ref!r:.80} names no InputLayer", path=self.path)
-            symbols.append(self.values[_ref_key(ref)].symbol)
+            symbol = self.values[_ref_key(ref)].symbol if _ref_key(ref) in self.values else None
+            if not any(symbol is s for s in self.inputs):
+                raise ModelFormatError(f"input {brief(ref)} names no InputLayer", path=self.path)
+            if any(symbol is s for s in symbols):
+                raise ModelFormatError(f"input {brief(ref)} is listed twice", path=self.path)
+            symbols.append(symbol)
         unused = sorted(f"{layer}/{w}" for layer, w in self.weights if (layer, w) not in self.used)
         if unused:
-            raise ModelFormatError(f"weights not used by any layer: {unused[:10]}", path=self.path)
-        return Model(symbols, outputs)
+            raise ModelFormatError(f"weights not used by any layer: {brief(unused)}",
+                                   path=self.path)
+        try:
+            return Model(symbols, outputs)
+        except RecursionError:
+            raise ModelFormatError("the layer graph is too deep to assemble", path=self.path) \
+                from None
+        except (MinicnnError, ValueError, TypeError) as exc:
+            raise ModelFormatError(f"cannot assemble the model: {exc}", path=self.path) from None
 
     _KNOWN = {
         "Conv2D": {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
@@ -457,7 +610,7 @@ class Importer:
         known = self._KNOWN.get(class_name, set()) | _IGNORED_OPTIONS
         unknown = sorted(k for k in config if k not in known)
         if unknown:
-            self.fail(name, f"unsupported option(s) {unknown} for {class_name}")
+            self.fail(name, f"unsupported option(s) {brief(unknown)} for {class_name}")
 
 
 def _ref_key(ref):

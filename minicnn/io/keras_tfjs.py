@@ -38,11 +38,12 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import ModelFormatError
-from .keras_layers import Importer
+from .keras_layers import Importer, brief
 from .tensorfile import parse_json
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_WEIGHT_BYTES = 1 << 33          # 8 GiB: anything larger is not a layers model we can hold
+MAX_WEIGHT_RANK = 8                 # Keras weights have at most 5 axes
 
 
 def _read_weights(path, manifest):
@@ -61,10 +62,10 @@ def _read_weights(path, manifest):
             full = os.path.normpath(os.path.join(directory, shard)) if isinstance(shard, str) \
                 else None
             if full is None or os.path.isabs(shard) or not full.startswith(directory + os.sep):
-                raise ModelFormatError(f"weight shard path {shard!r:.80} leaves the model's "
+                raise ModelFormatError(f"weight shard path {brief(shard)} leaves the model's "
                                        f"directory", path=path)
             if not os.path.isfile(full):
-                raise ModelFormatError(f"weight shard '{shard}' is missing", path=path)
+                raise ModelFormatError(f"weight shard {brief(shard)} is missing", path=path)
             files.append(full)
         entries = []
         expected = 0
@@ -76,24 +77,36 @@ def _read_weights(path, manifest):
                 raise ModelFormatError(f"weightsManifest group {g}: a weight needs a 'name' and a "
                                        f"'shape' of non-negative integers", path=path)
             if spec.get("dtype", "float32") != "float32" or "quantization" in spec:
-                raise ModelFormatError(f"weight '{spec['name']}': only unquantized float32 "
-                                       f"weights are supported (dtype {spec.get('dtype')!r})",
+                raise ModelFormatError(f"weight {brief(spec['name'])}: only unquantized float32 "
+                                       f"weights are supported (dtype {brief(spec.get('dtype'))})",
                                        path=path)
+            if len(spec["shape"]) > MAX_WEIGHT_RANK:
+                raise ModelFormatError(f"weight {brief(spec['name'])} has {len(spec['shape'])} "
+                                       f"axes (at most {MAX_WEIGHT_RANK})", path=path)
             count = math.prod(spec["shape"])
             entries.append((spec["name"], tuple(spec["shape"]), count))
             expected += 4 * count
             if expected > MAX_WEIGHT_BYTES:
                 raise ModelFormatError(f"weightsManifest group {g} describes more than "
                                        f"{MAX_WEIGHT_BYTES} bytes", path=path)
-        sizes = [os.path.getsize(f) for f in files]
-        if sum(sizes) != expected:
-            raise ModelFormatError(f"weightsManifest group {g}: the shards {group['paths']} hold "
-                                   f"{sum(sizes)} bytes, the manifest describes {expected}",
-                                   path=path)
-        data = bytearray()
-        for f in files:
-            with open(f, "rb") as stream:
-                data += stream.read()
+            # an empty weight can still declare axes numpy refuses (more than 32, or 2**70 long)
+            if 4 * math.prod(max(d, 1) for d in spec["shape"]) > MAX_WEIGHT_BYTES:
+                raise ModelFormatError(f"weight {brief(spec['name'])} has an absurd shape "
+                                       f"{brief(spec['shape'])} (spanning more than "
+                                       f"{MAX_WEIGHT_BYTES} bytes)", path=path)
+        try:
+            sizes = [os.path.getsize(f) for f in files]
+            if sum(sizes) != expected:
+                raise ModelFormatError(f"weightsManifest group {g}: the shards "
+                                       f"{brief(group['paths'])} hold {sum(sizes)} bytes, the "
+                                       f"manifest describes {expected}", path=path)
+            data = bytearray()
+            for f in files:
+                with open(f, "rb") as stream:
+                    data += stream.read(expected + 1 - len(data))
+        except OSError as exc:
+            raise ModelFormatError(f"weightsManifest group {g}: cannot read a shard: "
+                                   f"{exc.strerror or exc}", path=path) from None
         if len(data) != expected:
             raise ModelFormatError(f"weightsManifest group {g}: shards changed while reading",
                                    path=path)
@@ -103,10 +116,11 @@ def _read_weights(path, manifest):
             offset += 4 * count
             parts = name.split(":")[0].split("/")
             if len(parts) < 2:
-                raise ModelFormatError(f"weight name {name!r} is not '<layer>/<weight>'", path=path)
+                raise ModelFormatError(f"weight name {brief(name)} is not '<layer>/<weight>'",
+                                       path=path)
             key = (parts[-2], parts[-1])
             if key in weights:
-                raise ModelFormatError(f"weight {name!r} appears twice", path=path)
+                raise ModelFormatError(f"weight {brief(name)} appears twice", path=path)
             weights[key] = array
     return weights
 
@@ -125,8 +139,13 @@ def import_keras_tfjs(model_json_path):
     if size > MAX_JSON_BYTES:
         raise ModelFormatError(f"model.json is {size} bytes, over the {MAX_JSON_BYTES} limit",
                                path=path)
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise ModelFormatError(f"model.json is over the {MAX_JSON_BYTES} byte limit", path=path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -153,7 +172,7 @@ def import_keras_tfjs(model_json_path):
         if not isinstance(layers, list) or not layers:
             raise ModelFormatError("a Sequential config needs a list of layers", path=path)
         return importer.run(*_chain(layers, path))
-    raise ModelFormatError(f"unsupported model class {class_name!r:.60} (supported: Model, "
+    raise ModelFormatError(f"unsupported model class {brief(class_name)} (supported: Model, "
                            f"Functional, Sequential)", path=path)
 
 
