@@ -5,6 +5,7 @@ names come from the container tree (``features.3.weight``), node names from the 
 state dicts and summaries agree.
 """
 
+import copy
 from collections import OrderedDict
 
 from . import structure
@@ -89,6 +90,13 @@ class Model(Module):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node names must be unique in a model, repeated: {dupes}")
+
+    def __deepcopy__(self, memo):
+        # copy the nodes in graph order first: each then finds its inputs' nodes already copied,
+        # so copy's recursion stays shallow however deep the graph is
+        for node in self.nodes:
+            copy.deepcopy(node, memo)
+        return super().__deepcopy__(memo)
 
     def named_children(self):
         seen = set()

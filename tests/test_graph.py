@@ -403,3 +403,19 @@ def test_a_graph_deeper_than_pythons_recursion_limit():
         expected = np.tanh(expected)
     np.testing.assert_allclose(y, expected, rtol=1e-4)
     assert model.backward([np.ones_like(y), np.zeros((2, 3), np.float32)]).shape == (2, 3)
+    twin = copy.deepcopy(model)                 # copy's recursion must not follow the chain
+    assert len(twin.nodes) == depth + 1 and twin.nodes[0] is not model.nodes[0]
+    np.testing.assert_array_equal(twin(a)[0], y)
+
+
+def test_deepcopy_keeps_shared_layers_shared_and_apart_from_the_original():
+    x = Input((3,))
+    shared = nn.Linear(3, 3)
+    model = Model(x, shared(nn.Tanh()(shared(x))))
+    twin = copy.deepcopy(model)
+    first, second = (node.module for node in twin.nodes if node.module.type_name == "Linear")
+    assert first is second and first is not shared
+    first.weight.data[...] = 0
+    assert np.abs(shared.weight.data).sum() > 0
+    np.testing.assert_array_equal(twin(np.ones((2, 3), np.float32)), np.broadcast_to(
+        first.bias.data, (2, 3)))
