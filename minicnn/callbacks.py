@@ -126,10 +126,14 @@ class TrainingCurve(Callback):
         history = trainer.history
 
         def series(*keys):
-            return {k.replace("_", " "): [row[k] for row in history] for k in keys
-                    if all(k in row for row in history)}
+            # an epoch without the key (validation from a resume on, or only every few epochs)
+            # is a gap in its curve, not a reason to leave the curve out
+            return {k.replace("_", " "): [(epoch, row.get(k)) for epoch, row in
+                                          enumerate(history, 1)]
+                    for k in keys if any(k in row for row in history)}
 
-        acc_keys = [k for k in history[-1] if k.endswith(("top1", "top5"))]
+        acc_keys = list(dict.fromkeys(k for row in history for k in row
+                                      if k.endswith(("top1", "top5"))))
         panels = [{"series": series("loss", "val_loss"), "title": "loss", "xlabel": "epoch"}]
         if acc_keys:
             panels.append({"series": series(*acc_keys), "title": "accuracy", "xlabel": "epoch"})

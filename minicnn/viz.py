@@ -19,6 +19,8 @@ Arrays in, Pillow images out::
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .data.images import MAX_IMAGE_PIXELS
+
 # Colour-map anchors (evenly spaced in [0, 1], interpolated linearly in RGB).
 _MAPS = {
     "gray": [(0, 0, 0), (255, 255, 255)],
@@ -48,15 +50,26 @@ def text_size(text, fnt):
     return box[2] - box[0], box[3] - box[1]
 
 
+def _limit(value, default):
+    """A colour-scale limit: None, NaN or an infinity means the data's own."""
+    return default if value is None or not np.isfinite(float(value)) else float(value)
+
+
 def normalize(array, vmin=None, vmax=None):
     """``array`` as float64 scaled so that ``vmin`` -> 0 and ``vmax`` -> 1 (clipped); the defaults
-    are the array's min and max. A constant array (vmin == vmax) maps to 0.5. NaN -> 0."""
-    a = np.nan_to_num(np.asarray(array, dtype=np.float64))
-    lo = float(a.min()) if vmin is None else float(vmin)
-    hi = float(a.max()) if vmax is None else float(vmax)
+    are the min and max of its finite values, so one inf does not flatten the rest. A constant
+    array (vmin == vmax) maps to 0.5; +-inf go to the ends and NaN to 0."""
+    a = np.asarray(array, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    lo = _limit(vmin, finite.min() if finite.size else 0.0)
+    hi = _limit(vmax, finite.max() if finite.size else 0.0)
     if not hi > lo:
-        return np.full(a.shape, 0.5)
-    return np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+        out = np.full(a.shape, 0.5)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+    out[np.isnan(a)] = 0.0
+    return out
 
 
 def colormap(array, name="viridis", vmin=None, vmax=None):
@@ -73,7 +86,8 @@ def colormap(array, name="viridis", vmin=None, vmax=None):
         raise ValueError(f"unknown colour map {name!r}; known: {', '.join(COLORMAPS)}")
     if name == "diverging":
         if vmax is None:
-            vmax = float(np.nanmax(np.abs(a))) if a.size else 0.0
+            finite = np.abs(a[np.isfinite(a)].astype(np.float64))
+            vmax = float(finite.max()) if finite.size else 0.0
         if vmin is None:
             vmin = -vmax
     t = normalize(a, vmin, vmax)
@@ -91,8 +105,8 @@ def to_rgb(image):
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     a = np.asarray(image)
-    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[2] not in (1, 3):
-        a = a.transpose(1, 2, 0)                          # CHW -> HWC
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[2] != 3:
+        a = a.transpose(1, 2, 0)                          # CHW -> HWC (a (3, 1, 1) pixel too)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:
@@ -107,13 +121,36 @@ def to_rgb(image):
     return np.rint(np.clip(np.nan_to_num(a.astype(np.float64)), 0, 1) * 255).astype(np.uint8)
 
 
+def check_canvas(width, height, where):
+    """Refuse a picture larger than any image minicnn reads (a typo in a scale, say)."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{where}: a {width}x{height} picture is over {MAX_IMAGE_PIXELS} pixels "
+                         f"(minicnn.data.images.MAX_IMAGE_PIXELS)")
+
+
+def _labels(labels, count, where):
+    """One label string per picture ("" for None), or None."""
+    if labels is None:
+        return None
+    labels = ["" if t is None else str(t) for t in labels]      # 0 is a label too
+    if len(labels) != count:
+        raise ValueError(f"{where}: {len(labels)} labels for {count} images")
+    return labels
+
+
+def _size(value, where, what, minimum=0):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{where}: {what} must be an int >= {minimum}, got {value!r:.40}")
+    return int(value)
+
+
 def upscale(image, factor):
     """Enlarge an image (array or Pillow) ``factor`` times in each direction, each pixel a block
     (no smoothing: the pixels stay visible). Returns an RGB uint8 array."""
-    factor = int(factor)
-    if factor < 1:
-        raise ValueError(f"upscale factor must be a positive int, got {factor}")
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"upscale factor must be a positive int, got {factor!r:.40}")
     a = to_rgb(image)
+    check_canvas(a.shape[1] * factor, a.shape[0] * factor, "upscale")
     return np.repeat(np.repeat(a, factor, axis=0), factor, axis=1) if factor > 1 else a
 
 
@@ -128,22 +165,24 @@ def grid(images, nrow=8, pad=2, labels=None, scale=1, background=(255, 255, 255)
     :param labels: one string per tile (or None), drawn centred under it.
     :param scale: integer enlargement of every tile (:func:`upscale`).
     """
+    pad = _size(pad, "grid", "pad")
+    nrow = _size(nrow, "grid", "nrow", 1)
+    fnt = font(_size(font_size, "grid", "font_size", 1))
     tiles = [upscale(im, scale) for im in images]
     if not tiles:
         raise ValueError("grid needs at least one image")
-    if labels is not None and len(labels) != len(tiles):
-        raise ValueError(f"grid: {len(labels)} labels for {len(tiles)} images")
-    nrow = max(1, min(int(nrow), len(tiles)))
-    fnt = font(font_size)
+    labels = _labels(labels, len(tiles), "grid")
+    nrow = min(nrow, len(tiles))
     label_h = 0
     if labels is not None and any(labels):
-        label_h = max(text_size(str(t), fnt)[1] for t in labels if t) + 4
+        label_h = max(text_size(t, fnt)[1] for t in labels if t) + 4
     cell_h = max(t.shape[0] for t in tiles)
     cell_w = max(max(t.shape[1] for t in tiles),
-                 max((text_size(str(t), fnt)[0] for t in labels or () if t), default=0))
+                 max((text_size(t, fnt)[0] for t in labels or () if t), default=0))
     rows_n = -(-len(tiles) // nrow)
     width = nrow * cell_w + (nrow + 1) * pad
     height = rows_n * (cell_h + label_h) + (rows_n + 1) * pad
+    check_canvas(width, height, "grid")
     canvas = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(canvas)
     for k, tile in enumerate(tiles):
@@ -153,7 +192,7 @@ def grid(images, nrow=8, pad=2, labels=None, scale=1, background=(255, 255, 255)
         canvas.paste(Image.fromarray(tile), (x0 + (cell_w - tile.shape[1]) // 2,
                                              y0 + (cell_h - tile.shape[0]) // 2))
         if labels is not None and labels[k]:
-            draw.text((x0 + cell_w / 2, y0 + cell_h + 2), str(labels[k]), fill=label_colour,
+            draw.text((x0 + cell_w / 2, y0 + cell_h + 2), labels[k], fill=label_colour,
                       font=fnt, anchor="ma")
     return canvas
 
@@ -162,24 +201,25 @@ def rows(images, labels=None, pad=4, background=(255, 255, 255), font_size=13,
          label_colour=(0, 0, 0)):
     """Stack images (arrays or Pillow images) top to bottom, left-aligned, each with its label (may
     hold newlines) in a column on the left, vertically centred. Returns a Pillow RGB image."""
+    pad = _size(pad, "rows", "pad")
+    fnt = font(_size(font_size, "rows", "font_size", 1))
     pictures = [Image.fromarray(to_rgb(im)) for im in images]
     if not pictures:
         raise ValueError("rows needs at least one image")
-    if labels is not None and len(labels) != len(pictures):
-        raise ValueError(f"rows: {len(labels)} labels for {len(pictures)} images")
-    fnt = font(font_size)
+    labels = _labels(labels, len(pictures), "rows")
     label_w = 0
     if labels is not None:
-        label_w = max(text_size(str(t), fnt)[0] for t in labels) + 2 * pad
+        label_w = max(text_size(t, fnt)[0] for t in labels) + 2 * pad
     width = label_w + max(p.width for p in pictures) + 2 * pad
     height = sum(p.height for p in pictures) + (len(pictures) + 1) * pad
+    check_canvas(width, height, "rows")
     canvas = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(canvas)
     y = pad
     for k, picture in enumerate(pictures):
         canvas.paste(picture, (label_w + pad, y))
         if labels is not None and labels[k]:
-            draw.multiline_text((pad, y + picture.height / 2), str(labels[k]), fill=label_colour,
+            draw.multiline_text((pad, y + picture.height / 2), labels[k], fill=label_colour,
                                 font=fnt, anchor="lm")
         y += picture.height + pad
     return canvas
@@ -189,7 +229,9 @@ def titled(image, title, font_size=15, pad=6, background=(255, 255, 255),
            colour=(0, 0, 0)):
     """``image`` (array or Pillow) with ``title`` (may hold newlines) centred above it."""
     picture = Image.fromarray(to_rgb(image))
-    fnt = font(font_size)
+    fnt = font(_size(font_size, "titled", "font_size", 1))
+    pad = _size(pad, "titled", "pad")
+    title = "" if title is None else str(title)
     tw, th = text_size(title, fnt)
     width = max(picture.width, tw + 2 * pad)
     canvas = Image.new("RGB", (width, picture.height + th + 2 * pad), background)
@@ -202,6 +244,7 @@ def titled(image, title, font_size=15, pad=6, background=(255, 255, 255),
 def inset(image, small, corner="top-left", border=2, border_colour=(255, 255, 255)):
     """``image`` (RGB array) with ``small`` pasted in a corner inside a border; returns a new RGB
     array (used to show a convolution kernel on the picture it made)."""
+    border = _size(border, "inset", "border")
     base = Image.fromarray(to_rgb(image))
     piece = Image.fromarray(to_rgb(small))
     framed = Image.new("RGB", (piece.width + 2 * border, piece.height + 2 * border),

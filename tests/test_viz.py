@@ -147,3 +147,53 @@ def test_titled_and_inset():
     assert np.all(out[5:, 5:] == 0)
     right = viz.inset(base, small, corner="bottom-right", border=0)
     assert np.all(right[-3:, -3:] == 255) and np.all(right[:-3] == 0)
+
+
+# -- awkward values and arguments (found by fuzzing the drawing functions) -----------------------
+
+def test_colour_scale_comes_from_the_finite_values():
+    gray = viz.colormap(np.array([[100.0, 101.0, np.nan]]), "gray")
+    assert gray[0, :, 0].tolist() == [0, 255, 0]                   # NaN drawn at the low end
+    ramp = viz.colormap(np.array([[0.0, 1.0, 2.0, np.inf]]), "gray")
+    assert ramp[0, :, 0].tolist() == [0, 128, 255, 255]            # one inf flattens nothing
+    both = viz.colormap(np.array([[0.0, 1.0], [np.inf, -np.inf]]), "diverging")
+    assert both.shape == (2, 2, 3)                                 # was an IndexError
+    assert tuple(both[1, 0]) == (103, 0, 31) and tuple(both[1, 1]) == (5, 48, 97)
+    assert viz.colormap(np.zeros((0, 4)), "viridis").shape == (0, 4, 3)
+    np.testing.assert_array_equal(viz.normalize([1.0, 3.0], vmin=-np.inf), [0.0, 1.0])
+
+
+def test_a_single_rgb_pixel_in_chw_stays_a_colour():
+    pixel = np.array([1.0, 0.0, 0.0]).reshape(3, 1, 1)
+    assert viz.to_rgb(pixel).tolist() == [[[255, 0, 0]]]
+    assert viz.to_rgb(np.ones((1, 5, 1))).shape == (5, 1, 3)       # CHW with one channel
+
+
+def test_labels_may_be_numbers_or_an_array():
+    tiles = [np.zeros((4, 4))] * 3
+    with_zero = np.asarray(viz.grid(tiles, labels=[0, 1, 2], font_size=12))
+    without_zero = np.asarray(viz.grid(tiles, labels=["", "1", "2"], font_size=12))
+    assert not np.array_equal(with_zero, without_zero)             # "0" is drawn
+    from_array = np.asarray(viz.grid(tiles, labels=np.array(["0", "1", "2"]), font_size=12))
+    np.testing.assert_array_equal(from_array, with_zero)
+    assert viz.rows(tiles, labels=np.arange(3)).size[1] > 0
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda t: viz.grid(t, pad=-1), r"grid: pad must be an int >= 0"),
+    (lambda t: viz.grid(t, nrow=float("nan")), r"grid: nrow"),
+    (lambda t: viz.grid(t, font_size=0), r"grid: font_size must be an int >= 1"),
+    (lambda t: viz.grid(t, scale=3000), r"upscale: a 12000x12000 picture is over"),
+    (lambda t: viz.upscale(t[0], 1.5), r"upscale factor must be a positive int"),
+    (lambda t: viz.rows(t, pad=-2), r"rows: pad"),
+    (lambda t: viz.inset(t[0], t[0], border=-1), r"inset: border"),
+    (lambda t: viz.grid(t, labels=["a"]), r"grid: 1 labels for 2 images"),
+])
+def test_layout_arguments_are_checked(call, match):
+    with pytest.raises(ValueError, match=match):
+        call([np.zeros((4, 4))] * 2)
+
+
+def test_titles_may_be_none_or_numbers():
+    assert viz.titled(np.zeros((4, 4)), None).size[0] >= 4
+    assert viz.titled(np.zeros((4, 4)), 3).size[1] > 4
