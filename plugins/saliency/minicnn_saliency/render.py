@@ -4,6 +4,8 @@ minicnn.viz's maps) and overlays blended with Pillow.
 All numpy; Pillow only builds and blends the images.
 """
 
+from numbers import Real
+
 import numpy as np
 from minicnn import viz
 from PIL import Image
@@ -69,13 +71,16 @@ def _axis_weights(n_in, n_out):
 
 
 def upsample(maps, size):
-    """Bilinear resize of ``maps`` (..., h, w) to ``size`` = (H, W), pixel centres aligned (a map
-    cell covers the same part of the image at both sizes). Float64 out."""
+    """Bilinear resize of ``maps`` (..., h, w) (h, w > 0) to ``size`` = (H, W), pixel centres
+    aligned (a map cell covers the same part of the image at both sizes). Float64 out."""
     a = np.asarray(maps, dtype=np.float64)
     height, width = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
     if a.ndim < 2 or height < 1 or width < 1:
         raise ValueError(f"upsample expects (..., h, w) maps and a positive size, got shape "
                          f"{a.shape} and size {size!r}")
+    if a.shape[-2] == 0 or a.shape[-1] == 0:
+        raise ValueError(f"upsample: the maps are empty (nothing to interpolate), got shape "
+                         f"{a.shape}")
     r0, r1, fr = _axis_weights(a.shape[-2], height)
     c0, c1, fc = _axis_weights(a.shape[-1], width)
     rows = a[..., r0, :] * (1 - fr)[:, None] + a[..., r1, :] * fr[:, None]
@@ -88,10 +93,15 @@ def normalize(heat, mode="max", clip_percentile=None):
     ``mode="max"`` divides by the maximum (zero stays zero: Grad-CAM and gradient maps, which are
     non-negative); ``"minmax"`` maps the minimum to 0 and the maximum to 1 (CAM, which has signs).
     ``clip_percentile`` (e.g. 99) first clips the top values to that percentile, so a few extreme
-    pixels do not wash the rest out. A constant map becomes all zeros.
+    pixels do not wash the rest out (a number in [0, 100]). A constant map becomes all zeros.
     """
     if mode not in ("max", "minmax"):
         raise ValueError(f"normalize: mode must be 'max' or 'minmax', got {mode!r}")
+    if clip_percentile is not None and (
+            isinstance(clip_percentile, bool) or not isinstance(clip_percentile, Real)
+            or not 0 <= clip_percentile <= 100):
+        raise ValueError(f"normalize: clip_percentile must be a number in [0, 100] (or None), "
+                         f"got {clip_percentile!r:.40}")
     a = np.nan_to_num(np.asarray(heat, dtype=np.float64))
     if a.size == 0:
         return a
@@ -108,7 +118,8 @@ def overlay(image, heat, alpha=0.5, cmap="jet", normalized=True):
     :param image: the picture (anything :func:`minicnn.viz.to_rgb` takes: CHW or HW floats in
         [0, 1], an HWC uint8 array, a Pillow image).
     :param heat: a 2-D map of any size (resized bilinearly to the image); values in [0, 1] when
-        ``normalized``, else scaled with :func:`normalize` (``"max"``) first.
+        ``normalized``, else scaled with :func:`normalize` (``"max"``) first. NaN counts as no
+        heat (0) and +-inf as 1 and 0, before the resize, so one NaN cell stays one cell.
     :param alpha: the weight of the colour map, 0 (image only) to 1 (heat only).
     """
     if not 0.0 <= float(alpha) <= 1.0:
@@ -119,6 +130,8 @@ def overlay(image, heat, alpha=0.5, cmap="jet", normalized=True):
         raise ValueError(f"overlay: heat must be a 2-D map, got shape {heat.shape}")
     if not normalized:
         heat = normalize(heat)
+    # NaN would spread through the bilinear upsample to the neighbouring cells
+    heat = np.nan_to_num(heat, nan=0.0, posinf=1.0, neginf=0.0)
     if heat.shape != rgb.shape[:2]:
         heat = upsample(heat, rgb.shape[:2])
     colour = Image.fromarray(apply_colormap(heat, cmap))

@@ -1,5 +1,7 @@
 """Bilinear upsampling, normalisation, colour maps and overlays."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,3 +95,34 @@ def test_overlay_png_puts_the_heat_on_the_square(tmp_path):
     inside = np.zeros(gray.shape, bool)
     inside[SQUARE] = True
     assert gray[inside].mean() > 100 > 10 > gray[~inside].mean()
+
+
+def test_overlay_nan_cell_stays_one_cell_of_no_heat():
+    image = np.zeros((3, 56, 56), np.float32)
+    heat = np.zeros((7, 7))
+    heat[3, 3] = np.nan
+    cold = np.asarray(overlay(image, np.zeros((7, 7)), alpha=1.0))
+    np.testing.assert_array_equal(np.asarray(overlay(image, heat, alpha=1.0)), cold)
+    heat[3, 3], heat[0, 0] = np.inf, -np.inf
+    one = np.zeros((7, 7))
+    one[3, 3] = 1.0                                   # +inf counts as 1, -inf as 0
+    np.testing.assert_array_equal(np.asarray(overlay(image, heat, alpha=1.0)),
+                                  np.asarray(overlay(image, one, alpha=1.0)))
+
+
+def test_upsample_refuses_empty_maps():
+    for shape in ((0, 5), (5, 0), (2, 0, 3)):
+        with pytest.raises(ValueError, match=r"upsample: the maps are empty.*" +
+                           re.escape(str(shape))):
+            upsample(np.zeros(shape), 8)
+    with pytest.raises(ValueError, match="upsample"):
+        overlay(np.zeros((3, 8, 8)), np.zeros((0, 5)))
+
+
+@pytest.mark.parametrize("bad", [150, -1, float("nan"), True, "99"])
+def test_normalize_clip_percentile_is_0_to_100(bad):
+    with pytest.raises(ValueError, match=r"normalize: clip_percentile must be a number in "
+                                         r"\[0, 100\]"):
+        normalize(np.arange(4.0), clip_percentile=bad)
+    out = normalize(np.arange(5.0), clip_percentile=np.float32(75))
+    np.testing.assert_allclose(out, [0, 1 / 3, 2 / 3, 1, 1])

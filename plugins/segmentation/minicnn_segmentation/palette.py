@@ -10,6 +10,7 @@ reads back with :func:`load_mask` (or PIL without converting to RGB) bit for bit
 import os
 
 import numpy as np
+from minicnn import viz
 from PIL import Image
 
 
@@ -32,13 +33,20 @@ VOC_PALETTE = voc_palette()
 VOC_PALETTE.flags.writeable = False
 
 
-def _palette(palette):
+def _palette(palette, where):
+    """(n, 3) uint8 colours: integers as 0..255 (checked, not wrapped), floats in [0, 1]
+    (clipped)."""
     pal = VOC_PALETTE if palette is None else np.asarray(palette)
     if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 256:
-        raise ValueError(f"a palette must be an (n <= 256, 3) array of RGB colours, got shape "
-                         f"{pal.shape}")
+        raise ValueError(f"{where}: a palette must be an (n <= 256, 3) array of RGB colours, got "
+                         f"shape {pal.shape}")
+    if pal.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: a palette must hold numbers, got dtype {pal.dtype}")
     if pal.dtype.kind == "f":
-        pal = np.rint(np.clip(pal, 0, 1) * 255)
+        pal = np.rint(np.clip(np.nan_to_num(pal), 0, 1) * 255)
+    elif pal.min() < 0 or pal.max() > 255:          # astype(uint8) would wrap 300 to 44
+        raise ValueError(f"{where}: integer palette colours must be in [0, 255], got "
+                         f"{pal.min()}..{pal.max()}")
     return pal.astype(np.uint8)
 
 
@@ -55,22 +63,30 @@ def _check_mask(mask, what="mask"):
     return mask
 
 
+def _colours_for(mask, pal, where):
+    """Refuse a class that has no colour in ``pal`` (rather than painting it black)."""
+    if mask.size and mask.max() >= len(pal):
+        raise ValueError(f"{where}: mask value {mask.max()} has no colour in a palette of "
+                         f"{len(pal)}")
+
+
 def colorize(mask, palette=None):
     """The mask as an RGB Pillow image, class ``i`` painted ``palette[i]`` (VOC's by default)."""
     mask = _check_mask(mask)
-    pal = _palette(palette)
-    if mask.size and mask.max() >= len(pal):
-        raise ValueError(f"mask value {mask.max()} has no colour in a palette of {len(pal)}")
+    pal = _palette(palette, "colorize")
+    _colours_for(mask, pal, "colorize")
     return Image.fromarray(pal[mask])
 
 
 def save_mask_png(mask, path, palette=None):
     """Write an (H, W) mask of class indices in [0, 255] as a palette PNG (VOC's colours).
 
-    The PNG's indices are the labels; viewers show the palette colours. Returns the Pillow image.
+    The PNG's indices are the labels; viewers show the palette colours. Every class in the mask
+    needs a colour in ``palette``. Returns the Pillow image.
     """
     mask = _check_mask(mask)
-    pal = _palette(palette)
+    pal = _palette(palette, "save_mask_png")
+    _colours_for(mask, pal, "save_mask_png")
     flat = np.zeros((256, 3), dtype=np.uint8)
     flat[:len(pal)] = pal
     h, w = mask.shape
@@ -80,14 +96,19 @@ def save_mask_png(mask, path, palette=None):
     return image
 
 
-def _image_hwc(image):
-    """A CHW (1 or 3 channels) or HW float image in [0, 1] as HWC float64 RGB."""
-    a = np.asarray(image, dtype=np.float64)
+def _image_hwc(image, where="overlay"):
+    """A CHW (1 or 3 channels) or HW image as HWC float64 RGB in [0, 1]: floats taken in [0, 1]
+    (clipped, NaN as 0), integers (uint8 and the like) as 0..255 and divided by 255."""
+    a = np.asarray(image)
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3 or a.shape[0] not in (1, 3):
-        raise ValueError(f"image must be (C, H, W) with 1 or 3 channels (or (H, W)), got shape "
-                         f"{np.shape(image)}")
+        raise ValueError(f"{where}: image must be (C, H, W) with 1 or 3 channels (or (H, W)), "
+                         f"got shape {np.shape(image)}")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: image must hold numbers, got dtype {a.dtype}")
+    # integer pixels are 0..255: taken as floats they were all clipped to white
+    a = a / 255.0 if a.dtype.kind in "iu" else a.astype(np.float64)
     if a.shape[0] == 1:
         a = np.repeat(a, 3, axis=0)
     return np.clip(np.nan_to_num(a), 0.0, 1.0).transpose(1, 2, 0)
@@ -99,7 +120,8 @@ def overlay(image, mask, alpha=0.5, palette=None, skip=(0,)):
     Each pixel whose class is not in ``skip`` (background by default, so the scene stays visible)
     becomes ``(1 - alpha) * image + alpha * palette[class]``; the others keep the image.
 
-    :param image: (C, H, W) float in [0, 1], 1 or 3 channels (or (H, W) gray).
+    :param image: (C, H, W), 1 or 3 channels (or (H, W) gray): floats in [0, 1], or integers
+        (uint8) in 0..255, divided by 255.
     :param mask: (H, W) integer classes in [0, 255] (255, VOC's ignore label, has a colour too).
     :param palette: (n, 3) uint8 (or float in [0, 1]) colours; VOC's by default.
     """
@@ -110,10 +132,8 @@ def overlay(image, mask, alpha=0.5, palette=None, skip=(0,)):
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"overlay: mask shape {mask.shape} differs from the image's "
                          f"{rgb.shape[:2]}")
-    pal = _palette(palette)
-    if mask.size and mask.max() >= len(pal):
-        raise ValueError(f"overlay: mask value {mask.max()} has no colour in a palette of "
-                         f"{len(pal)}")
+    pal = _palette(palette, "overlay")
+    _colours_for(mask, pal, "overlay")
     colours = pal[mask].astype(np.float64) / 255.0
     painted = ~np.isin(mask, np.asarray(list(skip), dtype=np.int64))
     out = np.where(painted[..., None], (1.0 - alpha) * rgb + alpha * colours, rgb)
@@ -121,22 +141,32 @@ def overlay(image, mask, alpha=0.5, palette=None, skip=(0,)):
 
 
 def overlay_grid(images, truths, predictions, alpha=0.5, palette=None, scale=2):
-    """Rows of (image, truth overlay, prediction overlay), enlarged ``scale`` times (nearest): a
-    Pillow image to eyeball a model's validation predictions. ``truths`` may be None."""
-    rows = []
-    for k, image in enumerate(images):
-        tiles = [Image.fromarray(np.rint(_image_hwc(image) * 255).astype(np.uint8))]
-        if truths is not None:
-            tiles.append(overlay(image, truths[k], alpha, palette))
-        tiles.append(overlay(image, predictions[k], alpha, palette))
-        rows.append(tiles)
-    h, w = np.shape(images[0])[-2:]
-    h, w = h * scale, w * scale
+    """Rows of (image, truth overlay, prediction overlay), enlarged ``scale`` (a positive int)
+    times (nearest): a Pillow image to eyeball a model's validation predictions. ``truths`` may be
+    None; else one mask per image, as ``predictions``. Every tile takes the first image's size.
+    A grid over :data:`minicnn.data.images.MAX_IMAGE_PIXELS` pixels is refused."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"overlay_grid: scale must be a positive int, got {scale!r:.40}")
+    if len(images) == 0:
+        raise ValueError("overlay_grid: no images to draw")
+    for what, masks in (("truths", truths), ("predictions", predictions)):
+        if masks is not None and len(masks) != len(images):
+            raise ValueError(f"overlay_grid: {len(masks)} {what} for {len(images)} images")
+    h, w = _image_hwc(images[0], "overlay_grid").shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"overlay_grid: images must have pixels, got {h}x{w}")
+    h, w = h * int(scale), w * int(scale)
     gap = 2
-    cols = len(rows[0])
-    grid = Image.new("RGB", (cols * w + (cols - 1) * gap, len(rows) * h + (len(rows) - 1) * gap),
-                     "white")
-    for r, tiles in enumerate(rows):
+    cols = 3 if truths is not None else 2
+    size = (cols * w + (cols - 1) * gap, len(images) * h + (len(images) - 1) * gap)
+    viz.check_canvas(*size, "overlay_grid")          # before any tile is made
+    grid = Image.new("RGB", size, "white")
+    for r, image in enumerate(images):
+        tiles = [Image.fromarray(np.rint(_image_hwc(image, "overlay_grid") * 255)
+                                 .astype(np.uint8))]
+        if truths is not None:
+            tiles.append(overlay(image, truths[r], alpha, palette))
+        tiles.append(overlay(image, predictions[r], alpha, palette))
         for c, tile in enumerate(tiles):
             grid.paste(tile.resize((w, h), Image.NEAREST), (c * (w + gap), r * (h + gap)))
     return grid

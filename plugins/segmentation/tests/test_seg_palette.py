@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minicnn_segmentation import VOC_PALETTE, colorize, load_mask, overlay, save_mask_png
+from minicnn_segmentation import (
+    VOC_PALETTE,
+    colorize,
+    load_mask,
+    overlay,
+    overlay_grid,
+    save_mask_png,
+)
 
 
 def test_voc_palette_known_colours():
@@ -77,3 +84,56 @@ def test_overlay_errors():
 def test_colorize():
     out = np.asarray(colorize(np.array([[1, 0]])))
     np.testing.assert_array_equal(out, [[[128, 0, 0], [0, 0, 0]]])
+
+
+def test_overlay_takes_uint8_images_as_0_to_255():
+    # an integer image used to be clipped to [0, 1] as floats: all white
+    image = np.full((3, 4, 4), 100, np.uint8)
+    out = np.asarray(overlay(image, np.zeros((4, 4), np.int64)))
+    np.testing.assert_array_equal(out, np.full((4, 4, 3), 100))
+    gray = np.asarray(overlay(np.full((4, 4), 51, np.int32), np.ones((4, 4), np.int64), 1.0))
+    np.testing.assert_array_equal(gray[0, 0], (128, 0, 0))
+    with pytest.raises(ValueError, match="overlay: image must hold numbers"):
+        overlay(np.full((2, 2), "a"), np.zeros((2, 2), int))
+
+
+def test_integer_palette_colours_must_be_0_to_255(tmp_path):
+    mask = np.zeros((1, 1), np.int64)
+    for bad in ([[300, -1, 0]], [[0, 0, 256]], [[-1, 0, 0]]):
+        with pytest.raises(ValueError, match=r"colorize: integer palette colours .*\[0, 255\]"):
+            colorize(mask, bad)
+        with pytest.raises(ValueError, match=r"overlay: integer palette colours"):
+            overlay(np.zeros((3, 1, 1)), mask, palette=bad)
+        with pytest.raises(ValueError, match=r"save_mask_png: integer palette colours"):
+            save_mask_png(mask, tmp_path / "m.png", bad)
+    np.testing.assert_array_equal(np.asarray(colorize(mask, [[255, 0, 7]]))[0, 0], (255, 0, 7))
+
+
+def test_save_mask_png_refuses_a_class_without_colour(tmp_path):
+    path = tmp_path / "m.png"
+    with pytest.raises(ValueError, match="save_mask_png: mask value 5 has no colour in a "
+                                         "palette of 3"):
+        save_mask_png(np.full((4, 4), 5), path, [[255, 0, 0]] * 3)
+    assert not path.exists()
+
+
+def test_overlay_grid_checks_its_input():
+    images = np.zeros((2, 3, 4, 4))
+    masks = np.zeros((2, 4, 4), np.int64)
+    assert overlay_grid(images, masks, masks).size == (3 * 8 + 4, 2 * 8 + 2)
+    assert overlay_grid(images, None, masks, scale=1).size == (2 * 4 + 2, 2 * 4 + 2)
+    with pytest.raises(ValueError, match="overlay_grid: no images"):
+        overlay_grid([], None, [])
+    with pytest.raises(ValueError, match="overlay_grid: 1 predictions for 2 images"):
+        overlay_grid(images, None, masks[:1])
+    with pytest.raises(ValueError, match="overlay_grid: 3 truths for 2 images"):
+        overlay_grid(images, np.zeros((3, 4, 4), int), masks)
+    for scale in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="overlay_grid: scale must be a positive int"):
+            overlay_grid(images, None, masks, scale=scale)
+    with pytest.raises(ValueError, match="overlay_grid: images must have pixels"):
+        overlay_grid(np.zeros((1, 3, 0, 4)), None, np.zeros((1, 0, 4), np.int64))
+    with pytest.raises(ValueError, match="overlay_grid: a 13602x6800 picture"):
+        overlay_grid(images[:1], None, masks[:1], scale=1700)
+    uint8 = np.asarray(overlay_grid(np.full((1, 3, 4, 4), 100, np.uint8), None, masks[:1]))
+    assert (uint8[0, 0] == 100).all()

@@ -8,6 +8,7 @@ any NaN becomes 0 and infinities are clipped, so no NaN pixel ever enters the op
 """
 
 import numpy as np
+from minicnn import viz
 from minicnn.data import array_to_image, load_image
 from PIL import Image, ImageDraw
 
@@ -50,21 +51,61 @@ def save_rgb(image, path):
     array_to_image(np.clip(np.nan_to_num(np.asarray(image, np.float32)), 0.0, 1.0)).save(path)
 
 
+#: panel's limits: the common height, and each tile's width as a multiple of it
+PANEL_MAX_HEIGHT = 4096
+PANEL_MAX_ASPECT = 8
+
+
+def _count(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not low <= value <= high:
+        raise ValueError(f"panel: {name} must be an int in [{low}, {high}], got {value!r:.40}")
+    return int(value)
+
+
+def _tile_array(image, k):
+    """Image ``k`` of a panel as a (C, H, W) float32 array with C in (1, 3) and H, W > 0."""
+    if isinstance(image, Image.Image):
+        raise TypeError(f"panel: image {k} is a Pillow image; expected a (3, H, W) float array "
+                        f"in [0, 1] (load_rgb reads one)")
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim != 3 or a.shape[0] not in (1, 3) or 0 in a.shape[1:]:
+        raise ValueError(f"panel: image {k} must be a (3, H, W) or (1, H, W) array with H, W > 0, "
+                         f"got shape {a.shape}")
+    return a
+
+
 def panel(images, labels=None, height=256, gap=8, caption=18):
-    """Images (3, H, W) side by side at a common ``height``, each with an optional caption below;
-    a Pillow RGB image on white."""
-    tiles = []
-    for image in images:
-        h, w = image.shape[1:]
-        tiles.append(array_to_image(resize(image, (height, max(1, round(w * height / h))))))
-    width = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
-    extra = caption if labels else 0
-    canvas = Image.new("RGB", (width, height + 2 * gap + extra), "white")
+    """Images (3, H, W) (or (1, H, W)) float arrays side by side at a common ``height`` (1 to
+    :data:`PANEL_MAX_HEIGHT`), each with an optional caption below (``labels``: None or one per
+    image); a Pillow RGB image on white.
+
+    A tile is at most :data:`PANEL_MAX_ASPECT` times as wide as high: a wider image (a 1 x 400
+    strip) is squeezed to that width rather than making a panel of a hundred thousand pixels. A
+    panel over :data:`minicnn.data.images.MAX_IMAGE_PIXELS` pixels is refused.
+    """
+    if images is None or isinstance(images, (str, bytes, Image.Image)):
+        raise TypeError(f"panel: expected a list of (3, H, W) arrays, got "
+                        f"{type(images).__name__}")
+    arrays = [_tile_array(image, k) for k, image in enumerate(images)]
+    if not arrays:
+        raise ValueError("panel: expected a non-empty list of (3, H, W) arrays, got no images")
+    if labels is not None and len(labels) != len(arrays):
+        raise ValueError(f"panel: {len(labels)} labels for {len(arrays)} images")
+    height = _count(height, "height", 1, PANEL_MAX_HEIGHT)
+    gap = _count(gap, "gap", 0, PANEL_MAX_HEIGHT)
+    caption = _count(caption, "caption", 0, PANEL_MAX_HEIGHT)
+    widths = [min(max(1, round(a.shape[2] * height / a.shape[1])), PANEL_MAX_ASPECT * height)
+              for a in arrays]
+    size = (sum(widths) + gap * (len(arrays) + 1),
+            height + 2 * gap + (caption if labels is not None else 0))
+    viz.check_canvas(*size, "panel")                 # before anything is resized
+    canvas = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(canvas)
     x = gap
-    for i, tile in enumerate(tiles):
-        canvas.paste(tile.convert("RGB"), (x, gap))
-        if labels:
+    for i, (a, w) in enumerate(zip(arrays, widths, strict=True)):
+        canvas.paste(array_to_image(resize(a, (height, w))).convert("RGB"), (x, gap))
+        if labels is not None:
             draw.text((x, gap + height + 3), str(labels[i]), fill=(0, 0, 0))
-        x += tile.width + gap
+        x += w + gap
     return canvas
