@@ -149,6 +149,8 @@ def overlay_grid(images, truths, predictions, alpha=0.5, palette=None, scale=2):
         raise ValueError(f"overlay_grid: scale must be a positive int, got {scale!r:.40}")
     if len(images) == 0:
         raise ValueError("overlay_grid: no images to draw")
+    if predictions is None:
+        raise ValueError("overlay_grid: predictions are needed, one mask per image")
     for what, masks in (("truths", truths), ("predictions", predictions)):
         if masks is not None and len(masks) != len(images):
             raise ValueError(f"overlay_grid: {len(masks)} {what} for {len(images)} images")

@@ -124,6 +124,8 @@ def test_overlay_grid_checks_its_input():
     assert overlay_grid(images, None, masks, scale=1).size == (2 * 4 + 2, 2 * 4 + 2)
     with pytest.raises(ValueError, match="overlay_grid: no images"):
         overlay_grid([], None, [])
+    with pytest.raises(ValueError, match="overlay_grid: predictions are needed"):
+        overlay_grid(images, masks, None)
     with pytest.raises(ValueError, match="overlay_grid: 1 predictions for 2 images"):
         overlay_grid(images, None, masks[:1])
     with pytest.raises(ValueError, match="overlay_grid: 3 truths for 2 images"):
