@@ -315,14 +315,16 @@ def test_missing_file_is_a_model_format_error(tmp_path):
         mio.load(tmp_path / "nope.mcnn")
 
 
-def _rewrite(src, dst, edit_arch=None, edit_tensors=None):
+def _rewrite(src, dst, edit_arch=None, edit_tensors=None, entry="architecture"):
+    """A copy of ``src`` with its JSON metadata ``entry`` and its tensors edited, digest
+    recomputed."""
     tensors, metadata = tensorfile.read_file(src)
     tensors = OrderedDict((k, np.array(v)) for k, v in tensors.items())
     metadata = dict(metadata)
     if edit_arch is not None:
-        doc = json.loads(metadata["architecture"])
+        doc = json.loads(metadata[entry])
         edit_arch(doc)
-        metadata["architecture"] = json.dumps(doc)
+        metadata[entry] = json.dumps(doc)
     if edit_tensors is not None:
         edit_tensors(tensors)
     tensorfile.write_file(dst, tensors, metadata)
@@ -685,24 +687,12 @@ def test_checkpoint_errors(tmp_path):
                                                             nn.Tanh(), nn.Dropout()))
 
 
-def _rewrite_checkpoint(src, dst, edit_doc, edit_tensors=None):
-    tensors, metadata = tensorfile.read_file(src)
-    tensors = OrderedDict((k, np.array(v)) for k, v in tensors.items())
-    metadata = dict(metadata)
-    doc = json.loads(metadata["checkpoint"])
-    edit_doc(doc)
-    metadata["checkpoint"] = json.dumps(doc)
-    if edit_tensors is not None:
-        edit_tensors(tensors)
-    tensorfile.write_file(dst, tensors, metadata)
-
-
 def test_checkpoint_random_state_with_an_array_for_a_name(tmp_path):
     mio.save_checkpoint(tmp_path / "c.ckpt", _net(0))
 
     def edit(doc):
         doc["rng"]["minicnn"]["__dict__"][0][1] = {"__array__": "rng/x", "dtype": "i8"}
-    _rewrite_checkpoint(tmp_path / "c.ckpt", tmp_path / "bad.ckpt", edit,
-                        lambda t: t.update({"rng/x": np.arange(2)}))
+    _rewrite(tmp_path / "c.ckpt", tmp_path / "bad.ckpt", edit,
+             lambda t: t.update({"rng/x": np.arange(2)}), entry="checkpoint")
     with pytest.raises(ModelFormatError, match=r"rng of minicnn: unsupported bit generator array"):
         mio.load_checkpoint(tmp_path / "bad.ckpt", _net(1))
