@@ -11,6 +11,7 @@ from ..errors import MinicnnError, ModelFormatError
 from ..graph import Model
 from ..registry import get_registry
 from ..symbolic import Input
+from .tensorfile import _is_int
 
 _ACTIVATIONS = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "elu": "ELU",
                 "softmax": "Softmax"}
@@ -44,10 +45,6 @@ def brief(value):
     except (ValueError, RecursionError):     # an int beyond Python's digit limit
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Value:
@@ -92,13 +89,9 @@ class Importer:
     def config_str(self, layer, config, key, default=None, allowed=None):
         """A string option (or ``default`` when absent), one of ``allowed`` when given."""
         value = config.get(key, default)
-        if value is default:
-            return value
-        if not isinstance(value, str):
+        if value is not default and not isinstance(value, str):
             self.fail(layer, f"{key} must be a string, got {brief(value)}")
-        if allowed is not None and value not in allowed:
-            self.fail(layer, f"unsupported {key}={brief(value)} (supported: {allowed})")
-        return value
+        return self.option(layer, config, key, default, allowed)
 
     def config_int(self, layer, config, key, default=None, minimum=1, maximum=MAX_WINDOW):
         """An integer option in [minimum, maximum] (``default`` when absent)."""
